@@ -1,0 +1,3 @@
+from jkctl.cli.main import main
+
+main()

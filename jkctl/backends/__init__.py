@@ -1,0 +1,1 @@
+"""Where kernels run: Kubernetes pods, or local subprocesses."""

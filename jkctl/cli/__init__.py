@@ -1,0 +1,1 @@
+"""The `jkctl` command line: parse, call the library or the daemon, print."""

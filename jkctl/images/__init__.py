@@ -1,0 +1,1 @@
+"""Kernel images: build contexts from `images/`, builders, kernelspec registration."""

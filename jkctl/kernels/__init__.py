@@ -1,0 +1,1 @@
+"""Kernel lifecycle independent of where kernels run: specs, state, relay, culling."""

@@ -1,0 +1,1 @@
+"""Everything that speaks to the Kubernetes API: login, requests, watches, port-forward."""

@@ -1,0 +1,173 @@
+"""The kernel pod's wrapper script: lease expiry, in-place restarts, signals.
+
+The script runs under dash here (the strictest common /bin/sh), with the
+downward API's annotations file simulated in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jkctl.kube.podtemplate import kernel_command
+
+SHELL = "/usr/bin/dash" if Path("/usr/bin/dash").exists() else "/bin/sh"
+
+
+def write_annotations(podinfo: Path, **annotations: str) -> None:
+    lines = "".join(f'{key}="{value}"\n' for key, value in annotations.items())
+    staged = podinfo / "annotations.new"
+    staged.write_text(lines)
+    staged.replace(podinfo / "annotations")  # atomic, like the kubelet's ..data swap
+
+
+def wait_for(condition: object, *, seconds: float = 10.0) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {seconds}s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def podinfo(tmp_path: Path) -> Path:
+    folder = tmp_path / "podinfo"
+    folder.mkdir()
+    return folder
+
+
+def start(podinfo: Path, argv: list[str], *, interval: str = "0.1") -> subprocess.Popen[str]:
+    command = kernel_command(argv, connection_file="/unused")
+    command[0] = SHELL
+    env = {
+        **os.environ,
+        "JKCTL_PODINFO": str(podinfo),
+        "JKCTL_LEASE_CHECK_SECONDS": interval,
+        "TMPDIR": str(podinfo),
+    }
+    # A session of its own, so teardown can kill the kernel with the wrapper, as
+    # the end of a container does.
+    return subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_lapsed_lease_stops_the_kernel_and_ends_cleanly(
+    podinfo: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    write_annotations(podinfo, **{"jkctl.io/lease-seconds": "1", "jkctl.io/lease-renewed": "a"})
+    started = time.monotonic()
+    wrapper = start(podinfo, python("import time; time.sleep(60)"))
+    processes.append(wrapper)
+    _, stderr = wrapper.communicate(timeout=15)
+    assert wrapper.returncode == 0
+    assert "no daemon renewed this kernel's lease for 1s" in stderr
+    assert time.monotonic() - started < 5
+
+
+def test_renewals_keep_the_kernel_alive(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    # `date +%s` has whole-second resolution, so a lease must be at least 2 s to be
+    # told apart from renewals every 0.2 s.
+    write_annotations(podinfo, **{"jkctl.io/lease-seconds": "2", "jkctl.io/lease-renewed": "0"})
+    alive = tmp_path / "alive"
+    wrapper = start(
+        podinfo,
+        python(f"import pathlib, time; pathlib.Path({str(alive)!r}).touch(); time.sleep(60)"),
+    )
+    processes.append(wrapper)
+    wait_for(alive.exists)
+    renewed_until = time.monotonic() + 2.5
+    renewal = 0
+    while time.monotonic() < renewed_until:
+        renewal += 1
+        write_annotations(
+            podinfo, **{"jkctl.io/lease-seconds": "2", "jkctl.io/lease-renewed": str(renewal)}
+        )
+        assert wrapper.poll() is None, "the kernel stopped although its lease was renewed"
+        time.sleep(0.2)  # the renewal cadence under test, not a wait for a condition
+    wrapper.wait(timeout=15)  # renewals stop: the lease lapses
+    assert wrapper.returncode == 0
+
+
+def test_no_lease_annotation_means_no_expiry(
+    podinfo: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    wrapper = start(podinfo, python("print('done')"))
+    processes.append(wrapper)
+    # An unannotated pod must not be stopped; a clean exit is a restart, and three
+    # quick clean exits in a row mean a kernel that cannot stay up.
+    _, stderr = wrapper.communicate(timeout=30)
+    assert wrapper.returncode == 1
+    assert stderr.count("exited cleanly; starting it again") == 2
+    assert "keeps exiting at once; giving up" in stderr
+
+
+def test_clean_exit_restarts_in_place(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    code = (
+        "import pathlib, time\n"
+        f"runs = pathlib.Path({str(runs)!r})\n"
+        "count = len(runs.read_text()) if runs.exists() else 0\n"
+        "runs.write_text('x' * (count + 1))\n"
+        "raise SystemExit(0) if count == 0 else time.sleep(60)\n"
+    )
+    wrapper = start(podinfo, python(code))
+    processes.append(wrapper)
+    wait_for(lambda: runs.exists() and runs.read_text() == "xx")
+    assert wrapper.poll() is None
+
+
+def test_crash_ends_the_container_with_the_kernel_status(
+    podinfo: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    wrapper = start(podinfo, python("raise SystemExit(3)"))
+    processes.append(wrapper)
+    wrapper.wait(timeout=10)
+    assert wrapper.returncode == 3
+
+
+def test_sigterm_reaches_the_kernel(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    ready, got_term = tmp_path / "ready", tmp_path / "term"
+    code = (
+        "import pathlib, signal, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path({str(got_term)!r}).touch(), "
+        "exit(0)))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
+    wrapper = start(podinfo, python(code))
+    processes.append(wrapper)
+    wait_for(ready.exists)
+    wrapper.send_signal(signal.SIGTERM)
+    wrapper.wait(timeout=10)
+    assert wrapper.returncode == 143
+    assert got_term.exists()

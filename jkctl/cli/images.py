@@ -120,6 +120,12 @@ def conda_env(
       jkctl build-kernel-image conda-env lock.txt --name geo --tag IMAGE --dry-run
     """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if env_file is None and env_name is None:
+        raise UsageError(
+            "no environment given: pass an environment file, or --name ENV to export a local "
+            "environment.",
+            hint="for example: jkctl build-kernel-image conda-env environment.yml --tag IMAGE",
+        )
     options = KernelOptions(
         image=check_image_reference(tag),
         display_name=display_name,
@@ -183,12 +189,7 @@ def _read_environment(
 ) -> CondaEnvironment:
     if env_file is not None:
         return load_environment_file(env_file, name=env_name)
-    if env_name is None:
-        raise UsageError(
-            "no environment given: pass an environment file, or --name ENV to export a local "
-            "environment.",
-            hint="for example: jkctl build-kernel-image conda-env environment.yml --tag IMAGE",
-        )
+    assert env_name is not None  # checked first thing by the command
     with console.status(f"exporting the local environment {escape(env_name)}"):
         return export_local_environment(env_name)
 

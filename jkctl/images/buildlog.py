@@ -87,9 +87,17 @@ class StepTracker:
     def _feed_buildkit(self, key: str, rest: str) -> BuildStep | None:
         key = f"#{key}"
         if key not in self._steps:
-            numbered = _NUMBERED.search(rest)
-            number, total = (int(numbered[1]), int(numbered[2])) if numbered else (None, None)
-            return self._open(BuildStep(key=key, title=rest, number=number, total=total))
+            numbered = _NUMBERED.match(rest)
+            if numbered is None:  # BuildKit's own work: "[internal] load build definition"
+                return self._open(BuildStep(key=key, title=rest))
+            return self._open(
+                BuildStep(
+                    key=key,
+                    title=rest[numbered.end() :].strip(),
+                    number=int(numbered[1]),
+                    total=int(numbered[2]),
+                )
+            )
         if rest.startswith("ERROR"):
             self._failed = key
         if not _BUILDKIT_STATUS.match(rest):

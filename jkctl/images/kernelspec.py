@@ -233,7 +233,7 @@ def _split_quantity(
     if _quantity_value(request) > _quantity_value(limit):
         raise UsageError(
             f"{option} {value!r} requests more than its limit.",
-            hint=f"put the smaller value first, for example {option} {example}",
+            hint=f"pass REQUEST:LIMIT with the smaller value first, for example {option} {example}",
         )
     return request, limit
 

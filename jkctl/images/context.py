@@ -148,6 +148,12 @@ def environment_document(env: CondaEnvironment) -> tuple[dict[str, Any], list[st
     if env.pip is not None:
         dependencies.append({"pip": list(env.pip)})
     channels = list(env.channels)
+    notes += [
+        f"channel {channel} is a path on this machine; the build sees it only if the "
+        "builder has the same path"
+        for channel in channels
+        if channel.startswith("file:")
+    ]
     if not channels:
         channels = [DEFAULT_CHANNEL]
         notes.append(f"{env.source} names no channel; using {DEFAULT_CHANNEL}")

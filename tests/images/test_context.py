@@ -115,6 +115,7 @@ def test_channels_and_variables_are_carried_over(tmp_path: Path) -> None:
     ]
     assert document["dependencies"][-1] == "ipykernel"
     assert document["variables"] == {"PROJ_NETWORK": "ON"}
+    assert any("file:///srv/conda/local-channel is a path" in note for note in context.notes)
     assert context.kernelspec["display_name"] == "Geo (GDAL 3.8)"
     assert context.kernelspec["metadata"]["jkctl"]["resources"] == {
         "requests": {"cpu": "1", "memory": "8Gi"},

@@ -32,7 +32,11 @@ these types exactly once, at their boundary, chaining the original with
     │   └── KernelStartError        the pod cannot start (image, scheduling, crash)
     ├── DaemonError                 talking to the local daemon failed
     │   └── DaemonNotRunning
-    └── ImageBuildError             building a kernel image failed
+    ├── ImageBuildError             building a kernel image failed
+    │   ├── BuilderNotFound         no docker, podman or buildah to build with
+    │   └── BuilderUnavailable      the builder is installed but cannot run (engine down)
+    ├── EnvironmentSpecError        a conda environment file is invalid (exit code 2)
+    └── KernelspecExists            registering would overwrite a kernelspec (exit code 2)
 """
 
 from __future__ import annotations
@@ -186,6 +190,24 @@ class DaemonNotRunning(DaemonError):
 
 class ImageBuildError(JkctlError):
     reference = "image-build-failed"
+
+
+class BuilderNotFound(ImageBuildError):
+    reference = "builder-not-found"
+    exit_code = 2
+
+
+class BuilderUnavailable(ImageBuildError):
+    reference = "builder-unavailable"
+
+
+class EnvironmentSpecError(UsageError):
+    reference = "environment-spec-invalid"
+
+
+class KernelspecExists(UsageError):
+    reference = "kernelspec-exists"
+    http_status = 409
 
 
 def _all_subclasses(cls: type[JkctlError]) -> list[type[JkctlError]]:

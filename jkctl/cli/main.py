@@ -20,7 +20,13 @@ from jkctl.errors import JkctlError
 
 # name -> (module, attribute, one-line help). The help is repeated here so that
 # listing the commands does not import them.
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "build-kernel-image": (
+        "jkctl.cli.images",
+        "build_kernel_image",
+        "Build a kernel image from a conda environment; register its kernelspec.",
+    ),
+}
 
 
 class LazyGroup(click.Group):

@@ -60,15 +60,16 @@ def exec_plugin(
     status: dict[str, Any] = {}
     if expires is not None:
         status["expirationTimestamp"] = expires
+    failing = (
+        f"print({fail_with!r}, file=sys.stderr)\nsys.exit(3)\n" if fail_with is not None else ""
+    )
     script.write_text(
         f"#!{sys.executable}\n"
         "import json, pathlib, sys\n"
         f"counter = pathlib.Path({str(counter)!r})\n"
         "calls = int(counter.read_text()) + 1 if counter.exists() else 1\n"
         "counter.write_text(str(calls))\n"
-        f"if {fail_with!r} is not None:\n"
-        f"    print({fail_with!r}, file=sys.stderr)\n"
-        "    sys.exit(3)\n"
+        f"{failing}"
         f"status = {json.dumps(status)}\n"
         f"status['token'] = {token_prefix!r} + '-' + str(calls)\n"
         "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1',\n"

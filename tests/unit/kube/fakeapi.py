@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 import struct
 from collections.abc import Awaitable, Callable, Mapping
@@ -171,7 +172,13 @@ async def _forward(
                 "127.0.0.1", pod_ports.get(port, 1)
             )
         except OSError as exc:
-            message = f"error forwarding port {port} to pod {pod}, uid : {exc}"
+            # The kubelet's wording (runtime dial error inside the pod's netns).
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            message = (
+                f"error forwarding port {port} to pod {pod}, uid : failed to connect to "
+                f"localhost:{port} inside namespace, IPv4: dial tcp4 127.0.0.1:{port}: "
+                f"connect: {reason}"
+            )
             await ws.send_bytes(bytes([2 * index + 1]) + message.encode())
     try:
         async with asyncio.TaskGroup() as group:

@@ -224,6 +224,8 @@ class EchoServer:
 
     port: int = 0
     connections: int = 0
+    #: One item per connection that ended.
+    ended: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -256,6 +258,7 @@ class EchoServer:
         finally:
             self._tasks.discard(task)
             writer.close()
+            self.ended.put_nowait(None)
 
 
 def watch_lines(*events: dict[str, Any]) -> bytes:

@@ -33,6 +33,7 @@ from jkctl import __version__
 from jkctl.errors import KubeError
 
 from .connection import TRANSPORT_ERRORS, unavailable_error
+from .lines import read_lines
 from .login import Credentials, Login
 from .objects import KubeObject, ObjectList, WatchEvent, parse_watch_line
 from .resources import PODS, Resource
@@ -58,6 +59,8 @@ class KubeSettings:
     watch_grace: float = 30.0
     #: Websocket pings, so idle tunnels survive load balancers; None disables them.
     websocket_heartbeat: float | None = 30.0
+    #: How long closing a websocket waits for the server's close frame.
+    websocket_close_timeout: float = 2.0
     #: Largest watch event or log line accepted.
     max_line_bytes: int = 16 * 1024 * 1024
     user_agent: str = f"jkctl/{__version__}"
@@ -268,7 +271,13 @@ class KubeClient:
         params.extend(_selectors(label_selector, field_selector))
         idle = seconds + self._settings.watch_grace
         async with self._stream(action, path, params) as (response, credentials):
-            lines = self._lines(response, action=action, credentials=credentials, idle=idle)
+            lines = read_lines(
+                response.content,
+                limit=self._settings.max_line_bytes,
+                idle=idle,
+                server=credentials.server,
+                action=action,
+            )
             events = _events(lines, action=action, credentials=credentials)
             try:
                 yield events
@@ -299,7 +308,13 @@ class KubeClient:
         if previous:
             params.append(("previous", "true"))
         async with self._stream(action, path, params) as (response, credentials):
-            lines = self._lines(response, action=action, credentials=credentials, idle=None)
+            lines = read_lines(
+                response.content,
+                limit=self._settings.max_line_bytes,
+                idle=None,
+                server=credentials.server,
+                action=action,
+            )
             text = _decoded(lines)
             try:
                 yield text
@@ -334,6 +349,9 @@ class KubeClient:
                         protocols=protocols,
                         headers=_headers(credentials, None),
                         heartbeat=self._settings.websocket_heartbeat,
+                        timeout=aiohttp.ClientWSTimeout(
+                            ws_receive=None, ws_close=self._settings.websocket_close_timeout
+                        ),
                         max_msg_size=self._settings.max_line_bytes,
                         **_transport(credentials),
                     )
@@ -391,36 +409,6 @@ class KubeClient:
             finally:
                 response.close()
             return
-
-    async def _lines(
-        self,
-        response: aiohttp.ClientResponse,
-        *,
-        action: Action,
-        credentials: Credentials,
-        idle: float | None,
-    ) -> AsyncGenerator[bytes, None]:
-        """The body's lines (without newlines); a stream silent for ``idle`` seconds is dead."""
-        limit = self._settings.max_line_bytes
-        while True:
-            try:
-                async with asyncio.timeout(idle):
-                    line = await response.content.readuntil(b"\n", max_size=limit)
-            except aiohttp.http_exceptions.LineTooLong as exc:
-                raise KubeError(
-                    f"the Kubernetes API server at {credentials.server} sent a line longer than "
-                    f"{limit} bytes while asked to {action.target()}",
-                    hint="raise KubeSettings.max_line_bytes, or narrow the request",
-                ) from exc
-            except TRANSPORT_ERRORS as exc:
-                raise unavailable_error(
-                    exc, server=credentials.server, action=action, timeout=idle
-                ) from exc
-            if not line:
-                return
-            stripped = line.rstrip(b"\r\n")
-            if stripped:
-                yield stripped
 
     # -- credentials -------------------------------------------------------------------
 

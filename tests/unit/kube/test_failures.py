@@ -244,7 +244,7 @@ CASES: dict[str, tuple[Scenario, type[errors.JkctlError], bool]] = {
     "422": (status_scenario(422, "Invalid"), errors.KubeInvalid, False),
     "500": (status_scenario(500, "InternalError"), errors.KubeUnavailable, False),
     "watch cut mid-stream": (watch_cut_mid_stream, errors.KubeUnavailable, True),
-    "watch line too long": (watch_line_too_long, errors.KubeError, True),
+    "watch line too long": (watch_line_too_long, errors.KubeError, False),
     "websocket send after hang-up": (websocket_send_after_hang_up, errors.KubeUnavailable, True),
     "websocket refused": (websocket_refused, errors.KubeUnavailable, True),
     "exec plugin fails": (exec_plugin_fails, errors.ConfigError, False),

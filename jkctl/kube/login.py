@@ -102,11 +102,16 @@ def kubeconfig_login(
     """The login for a context of the user's kubeconfig; NoKubeconfig if there is none."""
     paths = find_kubeconfigs(kubeconfig, env=env)
     if not paths:
+        looked = (
+            f"KUBECONFIG={env['KUBECONFIG']} names no existing file"
+            if env.get("KUBECONFIG")
+            else "KUBECONFIG is not set and ~/.kube/config does not exist"
+        )
         raise NoKubeconfig(
             "no kubeconfig was found",
             hint="set KUBECONFIG or pass --kubeconfig to use a cluster; without one, "
             "jkctl connect runs kernels on this machine",
-            context="looked in $KUBECONFIG and ~/.kube/config",
+            context=looked,
         )
     return KubeconfigLogin(paths=paths, context=context)
 

@@ -53,6 +53,7 @@ def test_none_at_all_is_distinguishable(tmp_path: Path) -> None:
     assert isinstance(caught.value, errors.ConfigError)
     assert caught.value.reference == "no-kubeconfig"
     assert caught.value.message == "no kubeconfig was found"
+    assert caught.value.context == f"KUBECONFIG={tmp_path / 'nope'} names no existing file"
     assert caught.value.hint is not None and "runs kernels on this machine" in caught.value.hint
 
 

@@ -15,6 +15,7 @@ these types exactly once, at their boundary, chaining the original with
     JkctlError
     ├── UsageError                  bad input from the user (exit code 2)
     ├── ConfigError                 settings, kubeconfig, state directory
+    │   └── NoKubeconfig            no kubeconfig at all: use the local backend
     ├── KubeError                   the Kubernetes API said no, or did not answer
     │   ├── KubeUnavailable         connection refused, timeout, TLS failure
     │   ├── KubeUnauthorized        401: credentials rejected or expired
@@ -41,6 +42,7 @@ these types exactly once, at their boundary, chaining the original with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, NotRequired, TypedDict
 
 
@@ -102,9 +104,34 @@ class ConfigError(JkctlError):
     http_status = 500
 
 
+class NoKubeconfig(ConfigError):
+    """No kubeconfig exists anywhere jkctl looks: not an error for `jkctl connect`,
+    which then runs kernels locally, but one for commands that need a cluster."""
+
+    reference = "no-kubeconfig"
+
+
 class KubeError(JkctlError):
+    """The Kubernetes API refused a request or could not be reached.
+
+    ``status`` keeps the API server's `Status` object (reason, code, details)
+    for callers that branch on more than the type; it is None when the server
+    never answered.
+    """
+
     reference = "kube-error"
     http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        context: str | None = None,
+        status: Mapping[str, object] | None = None,
+    ):
+        super().__init__(message, hint=hint, context=context)
+        self.status = status
 
 
 class KubeUnavailable(KubeError):

@@ -1,1 +1,16 @@
-"""Everything that speaks to the Kubernetes API: login, requests, watches, port-forward."""
+"""Everything that speaks to the Kubernetes API: login, requests, watches, port-forward.
+
+- :mod:`.login` — kubeconfigs found as kubectl finds them, logged in through
+  the `kubernetes` package's loader into :class:`~.login.Credentials`;
+- :mod:`.client` — :class:`~.client.KubeClient`, one aiohttp session: JSON
+  verbs, watches, log streams, websockets, re-login on 401;
+- :mod:`.status` and :mod:`.connection` — the one place where `Status`
+  answers and network failures become :mod:`jkctl.errors` types;
+- :mod:`.access` — SelfSubjectAccessReview checks, said in one sentence;
+- :mod:`.portforward` and :mod:`.tunnel` — `v4.channel.k8s.io` port-forward,
+  and a pod's ports as local Unix sockets for ZeroMQ;
+- :mod:`.podwatch` — pods followed by list+watch, as typed states and events.
+
+Nothing is re-exported here, so that importing one part (the CLI's `--help`)
+does not import aiohttp and the `kubernetes` package with it.
+"""

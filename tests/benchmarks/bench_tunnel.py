@@ -27,7 +27,7 @@ from pathlib import Path
 from jkctl.kube.client import KubeClient
 from jkctl.kube.login import Credentials
 from jkctl.kube.tunnel import Tunnel
-from tests.unit.kube.fakeapi import CountingLogin, EchoServer, FakeApi
+from tests.kube.fakeapi import CountingLogin, EchoServer, FakeApi
 
 POD_PORT = 5555
 

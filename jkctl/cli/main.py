@@ -20,7 +20,23 @@ from jkctl.errors import JkctlError
 
 # name -> (module, attribute, one-line help). The help is repeated here so that
 # listing the commands does not import them.
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "connect": (
+        "jkctl.cli.connect",
+        "connect",
+        "Start the jkctl daemon and print the `jupyter lab` line that uses it.",
+    ),
+    "disconnect": (
+        "jkctl.cli.disconnect",
+        "disconnect",
+        "Stop the jkctl daemon (running kernels are left alone unless --stop-kernels).",
+    ),
+    "status": (
+        "jkctl.cli.status",
+        "status",
+        "Show whether the daemon runs, its URL, uptime, backend and kernel counts.",
+    ),
+}
 
 
 class LazyGroup(click.Group):

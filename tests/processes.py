@@ -111,6 +111,19 @@ def write_kernelspec(folder: Path, name: str, **spec: Any) -> Path:
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
+_READY = "jkctl-test: jupyter_server is listening"
+#: Jupyter Server's own entry point, plus one line once it listens: it binds its
+#: socket in the first callback of its event loop, after logging "is running at".
+_JUPYTER_SERVER_MAIN = f"""
+import sys
+from jupyter_server.serverapp import ServerApp
+app = ServerApp.instance()
+app.initialize(sys.argv[1:])
+app.io_loop.add_callback(lambda: print({_READY!r}, file=sys.stderr, flush=True))
+app.start()
+"""
+
+
 @dataclass
 class RunningJupyterServer:
     process: subprocess.Popen[str]
@@ -123,6 +136,8 @@ class RunningJupyterServer:
         self.process.terminate()
         self.process.wait(timeout=60)
         self.reader.join(timeout=60)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
 
 
 def start_jupyter_server(root: Path, daemon: RunningDaemon) -> RunningJupyterServer:
@@ -134,14 +149,15 @@ def start_jupyter_server(root: Path, daemon: RunningDaemon) -> RunningJupyterSer
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "jupyter_server",
+            "-c",
+            _JUPYTER_SERVER_MAIN,
             f"--gateway-url={daemon.url}",
             f"--GatewayClient.auth_token={daemon.token}",
             f"--ServerApp.sock={socket_path}",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root / 'notebooks'}",
             "--ServerApp.open_browser=False",
+            "--allow-root",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -156,7 +172,7 @@ def start_jupyter_server(root: Path, daemon: RunningDaemon) -> RunningJupyterSer
         assert process.stderr is not None
         for line in process.stderr:
             log.append(line)
-            if "is running at" in line:
+            if line.startswith(_READY):
                 ready.set()
         ready.set()
 
@@ -165,6 +181,8 @@ def start_jupyter_server(root: Path, daemon: RunningDaemon) -> RunningJupyterSer
     ready.wait()
     if process.poll() is not None:
         reader.join()
+        assert process.stderr is not None
+        process.stderr.close()
         raise RuntimeError("jupyter_server did not start:\n" + "".join(log))
     return RunningJupyterServer(
         process=process, socket_path=socket_path, token=token, log=log, reader=reader

@@ -71,14 +71,27 @@ class RunningDaemon:
 
 
 def start_daemon(
-    root: Path, *extra: str, env_overrides: dict[str, str] | None = None
+    root: Path,
+    *extra: str,
+    env_overrides: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
 ) -> RunningDaemon:
-    """``jkctl connect --foreground`` in ``root``; returns once it printed its line."""
+    """``jkctl connect --foreground`` in ``root``; returns once it printed its line.
+
+    ``launcher`` replaces ``python -m jkctl`` (e.g. to run it under cProfile).
+    """
     env = isolated_env(root)
     env.update(env_overrides or {})
     log = open(root / "daemon-foreground.log", "w")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "jkctl", "connect", "--foreground", "--port", "0", *extra],
+        [
+            *(launcher or [sys.executable, "-m", "jkctl"]),
+            "connect",
+            "--foreground",
+            "--port",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,

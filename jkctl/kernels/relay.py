@@ -322,10 +322,12 @@ class Relay:
 
     def _shed_notice(self, shed: Shed, protocol: wire.Protocol) -> Frame:
         """The stderr stream message telling a slow client what it missed."""
+        many = shed.messages != 1
         text = (
-            f"[jkctl] {shed.messages} output message{'s' if shed.messages != 1 else ''} "
-            f"({_human_bytes(shed.nbytes)}) were not shown here because this client read "
-            "more slowly than the kernel wrote; the kernel itself was not affected.\n"
+            f"[jkctl] {shed.messages} output message{'s' if many else ''} "
+            f"({_human_bytes(shed.nbytes)}) {'were' if many else 'was'} not shown here "
+            "because this client read more slowly than the kernel wrote; "
+            "the kernel itself was not affected.\n"
         )
         msg = self._session.msg("stream", {"name": "stderr", "text": text})
         parts = [

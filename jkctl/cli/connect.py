@@ -26,7 +26,7 @@ import click
 
 from jkctl.daemon.settings import DaemonSettings, resolve_settings
 from jkctl.daemon.state import DaemonRecord, StateFiles, read_token, running_daemon
-from jkctl.errors import DaemonError, ErrorPayload, JkctlError, UsageError
+from jkctl.errors import DaemonError, DaemonNotRunning, ErrorPayload, JkctlError, UsageError
 
 _START_TIMEOUT = 60.0
 
@@ -235,7 +235,13 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 def _check_answers(record: DaemonRecord, token: str) -> None:
     from jkctl.daemon.client import DaemonClient
 
-    DaemonClient(url=record.url, token=token).get("/api")
+    try:
+        DaemonClient(url=record.url, token=token).get("/api")
+    except DaemonNotRunning as exc:
+        raise DaemonError(
+            f"The jkctl daemon at {record.url} (pid {record.pid}) runs but does not answer.",
+            hint=f"Stop it with `jkctl disconnect` (or `kill {record.pid}`), then connect again.",
+        ) from exc
 
 
 def _start_lab(url: str, token: str) -> None:

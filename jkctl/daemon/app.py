@@ -74,6 +74,7 @@ def make_app(
         app[MANAGER] = manager
         app[SESSIONS] = SessionStore(manager)
         try:
+            await manager.adopt()
             yield
         finally:
             await manager.aclose(stop_kernels=app[CONTROL].stop_kernels)

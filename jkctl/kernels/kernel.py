@@ -142,8 +142,15 @@ class Kernel:
     async def interrupt(self) -> None:
         self._check_alive()
         if self.spec.interrupt_mode == "message":
-            async with asyncio.timeout(self._settings.request_timeout):
-                await self.relay.request("control", "interrupt_request")
+            try:
+                async with asyncio.timeout(self._settings.request_timeout):
+                    await self.relay.request("control", "interrupt_request")
+            except TimeoutError:
+                raise KernelError(
+                    f"Kernel {self.id} did not answer the interrupt request within "
+                    f"{self._settings.request_timeout:.0f} seconds.",
+                    hint="It may be stuck outside Python code; restart it if it stays busy.",
+                ) from None
         else:
             await self._handle.interrupt()
         logger.info("kernel %s: interrupted (%s mode)", self.id, self.spec.interrupt_mode)

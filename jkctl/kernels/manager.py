@@ -19,15 +19,16 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import zmq
 
-from jkctl.backends.base import Backend
-from jkctl.errors import KernelNotFound, UsageError
+from jkctl.backends.base import Backend, KernelHandle
+from jkctl.errors import JkctlError, KernelNotFound, UsageError
 from jkctl.kernels.kernel import Kernel
 from jkctl.kernels.settings import KernelSettings
-from jkctl.kernels.specs import KernelSpecSource
+from jkctl.kernels.specs import KernelSpec, KernelSpecSource
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +77,59 @@ class KernelManager:
         await kernel.start()
         return kernel
 
-    def _default_spec(self) -> Any:
+    def _default_spec(self) -> KernelSpec:
         specs = self.specs.all()
         return self.specs.get(self.specs.default(specs))
 
     def _forget(self, kernel: Kernel) -> None:
         self._kernels.pop(kernel.id, None)
 
+    async def adopt(self) -> None:
+        """Re-attach the kernels the backend still runs from an earlier daemon."""
+        handles = await self.backend.discover()
+
+        async def attach(handle: KernelHandle) -> None:
+            try:
+                spec = self.specs.get(handle.kernelspec)
+            except JkctlError:
+                spec = KernelSpec(
+                    name=handle.kernelspec,
+                    resource_dir=Path(),
+                    argv=(),
+                    display_name=handle.kernelspec,
+                    language="",
+                    interrupt_mode="message",
+                )
+            kernel = Kernel(
+                spec=spec,
+                handle=handle,
+                context=self._context,
+                settings=self._settings,
+                on_gone=self._forget,
+            )
+            self._kernels[kernel.id] = kernel
+            try:
+                await kernel.start()
+            except JkctlError as error:
+                logger.warning("kernel %s: could not re-attach: %s", handle.kernel_id, error)
+
+        async with asyncio.TaskGroup() as group:
+            for handle in handles:
+                group.create_task(attach(handle))
+        if handles:
+            logger.info("re-attached %d of %d kernels", len(self._kernels), len(handles))
+
     async def aclose(self, *, stop_kernels: bool) -> None:
         """Stop (or detach) every kernel, then release the backend and ZeroMQ."""
         stop = stop_kernels or not self.backend.kernels_outlive_daemon
         try:
-            async with asyncio.TaskGroup() as group:
-                for kernel in self.list():
-                    group.create_task(kernel.shutdown() if stop else kernel.detach())
+            results = await asyncio.gather(
+                *(kernel.shutdown() if stop else kernel.detach() for kernel in self.list()),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, Exception):
+                    logger.error("stopping a kernel failed: %s", result, exc_info=result)
         finally:
             try:
                 await self.backend.aclose()

@@ -41,13 +41,18 @@ from jkctl.kernels.sockets import CLIENT_CHANNELS, KernelSockets
 
 logger = logging.getLogger(__name__)
 
+#: Parts smaller than this are copied out of ZeroMQ's frames; larger ones are viewed.
+_COPY_BELOW = 4096
+
 
 class KernelMessage:
     """A message from the kernel (or the daemon), as JSON parts plus buffers."""
 
     __slots__ = ("_legacy", "_v1", "channel", "msg_id", "msg_type", "parts")
 
-    def __init__(self, channel: str, parts: list[bytes], *, msg_id: str, msg_type: str) -> None:
+    def __init__(
+        self, channel: str, parts: list[wire.Buffer], *, msg_id: str, msg_type: str
+    ) -> None:
         self.channel = channel
         self.parts = parts
         self.msg_id = msg_id
@@ -57,13 +62,13 @@ class KernelMessage:
 
     @property
     def parent(self) -> bytes:
-        return self.parts[1]
+        return bytes(self.parts[1])
 
     def content(self) -> Any:
-        return json.loads(self.parts[3])
+        return json.loads(bytes(self.parts[3]))
 
     def parent_header(self) -> Any:
-        return json.loads(self.parts[1])
+        return json.loads(bytes(self.parts[1]))
 
     def frame(self, protocol: wire.Protocol) -> Frame:
         """This message for one wire protocol, encoded once and shared by all its clients."""
@@ -262,10 +267,12 @@ class Relay:
             )
         self._sockets.send(channel, [DELIM, self._session.sign(parts[:4]), *parts])
 
-    def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
-        try:
-            start = frames.index(DELIM) + 1
-        except ValueError:
+    def _from_kernel(self, channel: str, frames: list[zmq.Frame]) -> None:
+        start = next(
+            (i + 1 for i, f in enumerate(frames) if len(f) == len(DELIM) and f.bytes == DELIM),
+            None,
+        )
+        if start is None:
             logger.warning(
                 "kernel %s: dropped a %s message without delimiter", self.kernel_id, channel
             )
@@ -273,16 +280,23 @@ class Relay:
         if len(frames) < start + 5:
             logger.warning("kernel %s: dropped a short %s message", self.kernel_id, channel)
             return
-        parts = frames[start + 1 :]
+        # Header, parent and metadata are small and parsed: copy them. Content and
+        # buffers go on as views of ZeroMQ's memory unless small.
+        header_json: bytes = frames[start + 1].bytes
+        parts: list[wire.Buffer] = [header_json, frames[start + 2].bytes, frames[start + 3].bytes]
+        parts.extend(
+            frame.buffer if len(frame) > _COPY_BELOW else frame.bytes
+            for frame in frames[start + 4 :]
+        )
         if self._session.auth is not None and not compare_digest(
-            frames[start], self._session.sign(parts[:4])
+            frames[start].bytes, self._session.sign(parts[:4])
         ):
             logger.warning(
                 "kernel %s: dropped a %s message with a bad signature", self.kernel_id, channel
             )
             return
         try:
-            header = json.loads(parts[0])
+            header = json.loads(header_json)
             message = KernelMessage(
                 channel, parts, msg_id=header["msg_id"], msg_type=header["msg_type"]
             )

@@ -21,6 +21,9 @@ Settings that matter:
 - a short reconnect interval, since a starting kernel binds a moment after
   we connect and ZeroMQ's 100 ms default would be start-up latency.
 
+Frames are received without copying (``copy=False``): the relay copies the
+small JSON parts it parses and passes large content and buffers on as views.
+
 What this module does not do: parse, sign or route messages.
 """
 
@@ -43,7 +46,7 @@ _BATCH = 64
 _RECONNECT_MS = 10
 _RECONNECT_MAX_MS = 1000
 
-MessageCallback = Callable[[str, list[bytes]], None]
+MessageCallback = Callable[[str, list[zmq.Frame]], None]
 
 
 class KernelSockets:
@@ -117,7 +120,7 @@ class KernelSockets:
             return
         for _ in range(_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             except zmq.ZMQError:

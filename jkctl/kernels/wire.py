@@ -76,7 +76,7 @@ def encode_legacy(
     channel: bytes, parts: Sequence[Buffer], *, msg_id: str, msg_type: str
 ) -> tuple[bytes, bool]:
     """The legacy form: ``(data, is_binary)``. Text unless the message has buffers."""
-    header, parent, metadata, content = (bytes(p) if p else b"{}" for p in parts[:4])
+    header, parent, metadata, content = (p if len(p) else b"{}" for p in parts[:4])
     buffers = parts[4:]
     body = [
         b'{"header":',

@@ -35,6 +35,7 @@ from jkctl.errors import KernelError, KernelStartError
 from jkctl.kernels.relay import KernelMessage, Relay
 from jkctl.kernels.settings import KernelSettings
 from jkctl.kernels.specs import KernelSpec
+from jkctl.kernels.wire import StatusContent
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,8 @@ class Kernel:
             return
         try:
             parent_type = message.parent_header().get("msg_type")
-            execution_state = message.content().get("execution_state")
+            content: StatusContent = message.content()
+            execution_state = content.get("execution_state")
         except (ValueError, AttributeError):
             return
         tracked = parent_type not in UNTRACKED_MESSAGE_TYPES

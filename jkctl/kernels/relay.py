@@ -28,7 +28,7 @@ import json
 import logging
 from collections.abc import Callable
 from hmac import compare_digest
-from typing import Any
+from typing import Any, cast
 
 import zmq
 from jupyter_client.session import DELIM, Session
@@ -65,10 +65,13 @@ class KernelMessage:
         return bytes(self.parts[1])
 
     def content(self) -> Any:
+        """The content, parsed (only for the daemon's own small messages and status)."""
         return json.loads(bytes(self.parts[3]))
 
-    def parent_header(self) -> Any:
-        return json.loads(bytes(self.parts[1]))
+    def parent_header(self) -> wire.MessageHeader:
+        """The parent header, parsed; ``{}`` when it is not a JSON object."""
+        parsed = json.loads(bytes(self.parts[1]))
+        return cast(wire.MessageHeader, parsed) if isinstance(parsed, dict) else {}
 
     def frame(self, protocol: wire.Protocol) -> Frame:
         """This message for one wire protocol, encoded once and shared by all its clients."""
@@ -296,7 +299,7 @@ class Relay:
             )
             return
         try:
-            header = json.loads(header_json)
+            header: wire.MessageHeader = json.loads(header_json)
             message = KernelMessage(
                 channel, parts, msg_id=header["msg_id"], msg_type=header["msg_type"]
             )
@@ -311,9 +314,9 @@ class Relay:
             self._fan_out(message)
             return
         try:
-            parent_id = message.parent_header().get("msg_id")
-        except (ValueError, AttributeError):
-            parent_id = None
+            parent_id = message.parent_header().get("msg_id", "")
+        except ValueError:
+            parent_id = ""
         waiter = (
             self._pending.get(parent_id)
             if channel == "stdin"

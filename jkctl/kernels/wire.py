@@ -27,7 +27,7 @@ import json
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 
@@ -41,6 +41,23 @@ class Protocol(enum.Enum):
     @classmethod
     def from_subprotocol(cls, selected: str | None) -> Protocol:
         return cls.V1 if selected == V1_SUBPROTOCOL else cls.LEGACY
+
+
+class MessageHeader(TypedDict, total=False):
+    """A kernel message's header (and, when present, its parent header)."""
+
+    msg_id: str
+    msg_type: str
+    session: str
+    username: str
+    date: str
+    version: str
+
+
+class StatusContent(TypedDict, total=False):
+    """The content of an iopub ``status`` message."""
+
+    execution_state: str
 
 
 class MalformedMessage(ValueError):

@@ -106,13 +106,17 @@ class KernelSpecSource:
         return cls(dirs=(*extra, user_dir, bundled_dir))
 
     def all(self) -> dict[str, KernelSpec]:
+        """Every usable kernelspec by name; a broken one hides its namesakes further down."""
         specs: dict[str, KernelSpec] = {}
+        seen: set[str] = set()
         for base in self.dirs:
             for folder in _spec_folders(base):
-                if folder.name.lower() in specs:
+                name = folder.name.lower()
+                if name in seen:
                     continue
+                seen.add(name)
                 try:
-                    specs[folder.name.lower()] = load_spec(folder)
+                    specs[name] = load_spec(folder)
                 except TemplateError as error:
                     logger.warning("skipping kernelspec %s: %s", folder, error)
         return dict(sorted(specs.items()))
@@ -120,12 +124,9 @@ class KernelSpecSource:
     def get(self, name: str) -> KernelSpec:
         if _NAME.match(name):
             for base in self.dirs:
-                folder = base / name
-                if (folder / "kernel.json").is_file():
-                    return load_spec(folder)
-                for candidate in _spec_folders(base):
-                    if candidate.name.lower() == name.lower():
-                        return load_spec(candidate)
+                for folder in _spec_folders(base):
+                    if folder.name.lower() == name.lower():
+                        return load_spec(folder)
         available = ", ".join(self.all()) or "none"
         raise KernelspecNotFound(
             f"There is no kernelspec named '{name}'.",

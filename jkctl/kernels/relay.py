@@ -124,6 +124,7 @@ class Relay:
         self._clients: set[Client] = set()
         self._pending: dict[str, Pending] = {}
         self._iopub_seen = asyncio.Event()
+        self._closed = False
 
     # -- connection -----------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Relay:
     def close(self) -> None:
         """Disconnect, and let every client's writer finish what is queued and end."""
         self.close_sockets()
+        self._closed = True
         for client in self._clients:
             client.outbox.close()
         self._clients.clear()
@@ -198,7 +200,11 @@ class Relay:
             kernel_id=self.kernel_id,
         )
         client = Client(protocol=protocol, outbox=outbox, session_id=session_id)
-        self._clients.add(client)
+        if self._closed:
+            # The kernel went away while this client was connecting: end it at once.
+            outbox.close()
+        else:
+            self._clients.add(client)
         return client
 
     def detach(self, client: Client) -> None:

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info)}
 _TERMINATE_GRACE = 3.0
 _OUTPUT_TAIL_LINES = 20
+#: The lowest port handed to kernels (well above the ports services usually claim).
+_PORT_FLOOR = 20000
 
 
 class LocalBackend(Backend):
@@ -115,12 +117,28 @@ class LocalBackend(Backend):
             await kernel.terminate()
 
     def _allocate_ports(self, count: int) -> list[int]:
-        """Free ports that none of this daemon's live kernels holds.
+        """Free ports for a kernel, from *below* the system's ephemeral port range.
 
-        Ports are held open until all are chosen so the kernel gets distinct
-        ones, and remembered until the kernel is gone so two concurrent starts
-        never receive the same port.
+        Not ``bind(0)``: ephemeral ports are what every program's ``bind(0)``
+        returns and what every outgoing connection on the machine takes as its
+        source port, so in the moment between choosing a port and the kernel
+        binding it, someone else may take it and the kernel dies of EADDRINUSE
+        (how Enterprise Gateway loses kernels under concurrent starts). Below
+        the range only programs asking for a fixed port compete. Ports are
+        remembered until the kernel is gone, so concurrent starts never share one.
         """
+        low, _ = _ephemeral_range()
+        if low - _PORT_FLOOR < 1000:  # an unusual system: take what the OS gives
+            return self._allocate_ephemeral(count)
+        ports: list[int] = []
+        while len(ports) < count:
+            port = _PORT_FLOOR + secrets.randbelow(low - _PORT_FLOOR)
+            if port not in self._reserved_ports and port not in ports and _is_free(port):
+                ports.append(port)
+        self._reserved_ports.update(ports)
+        return ports
+
+    def _allocate_ephemeral(self, count: int) -> list[int]:
         held: list[socket.socket] = []
         ports: list[int] = []
         try:
@@ -284,6 +302,24 @@ class LocalKernel(KernelHandle):
             if supervisor is not None:
                 supervisor.cancel()
                 await asyncio.wait([supervisor])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the OS hands out for bind(0) and outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535  # IANA's range, used by macOS and BSDs
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:

@@ -106,4 +106,7 @@ async def test_concurrent_kernels_never_share_a_port(tmp_path: Path) -> None:
         for channel in ("shell", "iopub", "stdin", "control", "hb")
     ]
     assert len(set(endpoints)) == 50
+    # Below the ephemeral range, where outgoing connections cannot take them.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(int(endpoint.rsplit(":", 1)[1]) < low for endpoint in endpoints)
     await backend.aclose()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jkctl.backends.base import Died, LaunchSpec, Running
-from jkctl.backends.local import LocalBackend
+from jkctl.backends.local import LocalBackend, _ephemeral_range
 from jkctl.errors import KernelStartError
 
 
@@ -107,6 +107,6 @@ async def test_concurrent_kernels_never_share_a_port(tmp_path: Path) -> None:
     ]
     assert len(set(endpoints)) == 50
     # Below the ephemeral range, where outgoing connections cannot take them.
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    low, _ = _ephemeral_range()
     assert all(int(endpoint.rsplit(":", 1)[1]) < low for endpoint in endpoints)
     await backend.aclose()

@@ -42,28 +42,35 @@ async def kernel_channels(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=request.app[SETTINGS].max_message_bytes,
         decode_text=False,
     )
-    await ws.prepare(request)
-    _no_delay(request)
-    request.app[WEBSOCKETS].add(ws)
+    # Attach before the handshake completes: once the client has its 101, every
+    # kernel message it may be waiting for (another client's output, say) must
+    # already be on its way to it.
+    handshake = ws.can_prepare(request)
     relay = kernel.relay
     client = relay.attach(
-        Protocol.from_subprotocol(ws.ws_protocol), session_id=request.query.get("session_id", "")
+        Protocol.from_subprotocol(handshake.protocol),
+        session_id=request.query.get("session_id", ""),
     )
-    logger.info(
-        "kernel %s: client connected (%s protocol, %d connections)",
-        kernel.id,
-        client.protocol.value,
-        relay.client_count,
-    )
-    writer = asyncio.create_task(_write(client, ws), name=f"kernel-{kernel.id}-ws-writer")
     try:
-        await _read(relay, client, ws)
+        await ws.prepare(request)
+        _no_delay(request)
+        request.app[WEBSOCKETS].add(ws)
+        logger.info(
+            "kernel %s: client connected (%s protocol, %d connections)",
+            kernel.id,
+            client.protocol.value,
+            relay.client_count,
+        )
+        writer = asyncio.create_task(_write(client, ws), name=f"kernel-{kernel.id}-ws-writer")
+        try:
+            await _read(relay, client, ws)
+        finally:
+            writer.cancel()
+            await asyncio.wait([writer])
+            request.app[WEBSOCKETS].discard(ws)
+            logger.info("kernel %s: client disconnected", kernel.id)
     finally:
         relay.detach(client)
-        writer.cancel()
-        await asyncio.wait([writer])
-        request.app[WEBSOCKETS].discard(ws)
-        logger.info("kernel %s: client disconnected", kernel.id)
     return ws
 
 

@@ -30,9 +30,12 @@ these types exactly once, at their boundary, chaining the original with
     ├── KernelError                 a kernel's lifecycle went wrong
     │   ├── KernelspecNotFound
     │   ├── KernelNotFound
-    │   └── KernelStartError        the pod cannot start (image, scheduling, crash)
+    │   ├── KernelStartError        the pod cannot start (image, scheduling, crash)
+    │   └── SessionNotFound         no Jupyter session with that id
     ├── DaemonError                 talking to the local daemon failed
-    │   └── DaemonNotRunning
+    │   ├── DaemonNotRunning
+    │   ├── DaemonUnauthorized      401: no valid token on a request
+    │   └── DaemonRefused           403: Host or Origin not allowed
     ├── ImageBuildError             building a kernel image failed
     │   ├── BuilderNotFound         no docker, podman or buildah to build with
     │   └── BuilderUnavailable      the builder is installed but cannot run (engine down)
@@ -207,12 +210,28 @@ class KernelStartError(KernelError):
     http_status = 500
 
 
+class SessionNotFound(KernelError):
+    reference = "session-not-found"
+    exit_code = 2
+    http_status = 404
+
+
 class DaemonError(JkctlError):
     reference = "daemon-error"
 
 
 class DaemonNotRunning(DaemonError):
     reference = "daemon-not-running"
+
+
+class DaemonUnauthorized(DaemonError):
+    reference = "daemon-unauthorized"
+    http_status = 401
+
+
+class DaemonRefused(DaemonError):
+    reference = "daemon-refused"
+    http_status = 403
 
 
 class ImageBuildError(JkctlError):

@@ -26,6 +26,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "build_kernel_image",
         "Build a kernel image from a conda environment; register its kernelspec.",
     ),
+    "connect": (
+        "jkctl.cli.connect",
+        "connect",
+        "Start the jkctl daemon and print the `jupyter lab` line that uses it.",
+    ),
+    "disconnect": (
+        "jkctl.cli.disconnect",
+        "disconnect",
+        "Stop the jkctl daemon (running kernels are left alone unless --stop-kernels).",
+    ),
+    "status": (
+        "jkctl.cli.status",
+        "status",
+        "Show whether the daemon runs, its URL, uptime, backend and kernel counts.",
+    ),
 }
 
 

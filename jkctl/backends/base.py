@@ -1,0 +1,162 @@
+"""The backend interface: what the kernel manager needs from "where kernels run".
+
+A backend turns a kernelspec into a running kernel and reports, as facts,
+what happens to it. The kernel manager (``jkctl.kernels``) never knows which
+backend it has: it speaks ZeroMQ to the endpoints in :class:`ConnectionInfo`
+(``tcp://127.0.0.1:P`` for local subprocesses, ``ipc://PATH`` for the
+Kubernetes backend's port-forward tunnel) and reads lifecycle events.
+
+Two objects:
+
+- :class:`Backend` launches kernels, re-discovers the ones it left running
+  (after a daemon restart) and releases everything on :meth:`Backend.aclose`.
+- :class:`KernelHandle` is one launched kernel: its connection info, an
+  ordered stream of :data:`LifecycleEvent` facts, and the operations only the
+  backend can do (signal-mode interrupt, restart in place, terminate, detach).
+
+Events carry the *incarnation* they describe (0 at launch, +1 per restart), so
+the manager can ignore the death of a process it asked to restart no matter
+when that fact is read.
+
+What this module does not do: speak ZeroMQ, sign messages, track busy/idle or
+clients. Those belong to ``jkctl.kernels``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """What a backend needs from a kernelspec to start a kernel."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    resource_dir: Path
+    #: The kernelspec's ``metadata.jkctl`` block (image, resources, env, ...).
+    #: The local backend reads only ``env``.
+    jkctl: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionInfo:
+    """Where the kernel's five ZeroMQ sockets are reached, and how to sign messages."""
+
+    shell: str
+    iopub: str
+    stdin: str
+    control: str
+    hb: str
+    key: bytes = field(repr=False)
+    signature_scheme: str = "hmac-sha256"
+
+    def endpoint(self, channel: str) -> str:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        endpoint: str = getattr(self, channel)
+        return endpoint
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pending:
+    """The kernel is not running yet, and the backend says why (e.g. "pulling image")."""
+
+    incarnation: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Running:
+    """The kernel's process is up; its sockets may still take a moment to answer."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Died:
+    """The kernel's process is gone. ``reason`` is one sentence a user can act on."""
+
+    incarnation: int
+    reason: str
+
+
+LifecycleEvent = Pending | Running | Died
+
+
+class KernelHandle(abc.ABC):
+    """One kernel launched by a backend."""
+
+    kernel_id: str
+    kernelspec: str
+
+    @property
+    @abc.abstractmethod
+    def connection(self) -> ConnectionInfo:
+        """The current endpoints and key (a restart may change them)."""
+
+    @property
+    @abc.abstractmethod
+    def incarnation(self) -> int:
+        """0 at launch, incremented by every :meth:`restart`."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[LifecycleEvent]:
+        """Lifecycle facts in the order they happened, until :meth:`terminate`
+        or :meth:`detach`. One consumer. A :class:`Died` does not end the
+        stream: a :meth:`restart` may follow."""
+
+    @abc.abstractmethod
+    async def interrupt(self) -> None:
+        """Interrupt a kernel whose kernelspec says ``interrupt_mode: signal``."""
+
+    @abc.abstractmethod
+    async def restart(self) -> ConnectionInfo:
+        """Stop the kernel and start it again under the same id, in place.
+
+        Returns once the new process was launched (not once it answers);
+        its facts follow in :meth:`events` under the next incarnation.
+        """
+
+    @abc.abstractmethod
+    async def terminate(self) -> None:
+        """Stop the kernel and remove everything it used. Idempotent."""
+
+    @abc.abstractmethod
+    async def detach(self) -> None:
+        """Release the daemon's side (tunnels, watches) and leave the kernel
+        running, for a later :meth:`Backend.discover`. Backends whose kernels
+        cannot outlive the daemon terminate instead."""
+
+
+class Backend(abc.ABC):
+    """Where kernels run."""
+
+    name: ClassVar[str]
+    #: Whether kernels keep running when the daemon stops without --stop-kernels.
+    kernels_outlive_daemon: ClassVar[bool]
+
+    @abc.abstractmethod
+    async def launch(
+        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str]
+    ) -> KernelHandle:
+        """Start a kernel. ``env`` holds the launch request's validated variables
+        (``KERNEL_*``). Returns once the kernel exists (process spawned, pod
+        created); whether it comes up is reported through its events. Raises
+        :class:`~jkctl.errors.KernelStartError` when it cannot even be created."""
+
+    @abc.abstractmethod
+    async def discover(self) -> list[KernelHandle]:
+        """Kernels this daemon left running earlier, re-attached."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the backend's own resources. Kernels were already terminated
+        or detached by the manager."""

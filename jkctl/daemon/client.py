@@ -1,0 +1,69 @@
+"""A small synchronous client for the daemon's API, for the CLI.
+
+Standard library only (``urllib``), so commands that talk to the daemon
+start fast. Errors come back as the daemon's JSON error model and are raised
+as the matching :class:`~jkctl.errors.JkctlError`; a daemon that does not
+answer is a :class:`~jkctl.errors.DaemonNotRunning`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from jkctl.errors import DaemonError, DaemonNotRunning, ErrorPayload, JkctlError
+
+
+class DaemonClient:
+    def __init__(self, *, url: str, token: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, body if body is not None else {})
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {self._token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise _error_from(exc) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise DaemonNotRunning(
+                f"The jkctl daemon at {self.url} does not answer: {exc}.",
+                hint="Run `jkctl connect` to start it.",
+            ) from exc
+        return json.loads(raw) if raw else None
+
+
+def _error_from(exc: urllib.error.HTTPError) -> JkctlError:
+    try:
+        payload = json.loads(exc.read())
+    except (ValueError, OSError):
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        error: ErrorPayload = {
+            "reference": str(payload.get("reference", DaemonError.reference)),
+            "message": payload["message"],
+        }
+        for field in ("hint", "context"):
+            if isinstance(payload.get(field), str):
+                error[field] = payload[field]
+        return JkctlError.from_payload(error)
+    return DaemonError(f"The jkctl daemon answered {exc.code} {exc.reason}.")

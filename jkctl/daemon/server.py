@@ -1,0 +1,104 @@
+"""Running the daemon: lock the state folder, bind 127.0.0.1, serve until asked to stop.
+
+:func:`run_daemon` is the daemon's whole life, used both in the foreground
+(``jkctl connect --foreground``) and by the detached process
+(``python -m jkctl.daemon``). In order: take the state folder's lock (one
+daemon per folder), build the backend (so a backend that cannot work fails
+before anything is announced), bind the port, start serving, write
+``daemon.json``, and call ``on_ready``. It stops on SIGTERM/SIGINT or on
+``POST /jkctl/shutdown``, then closes websockets, stops or detaches kernels,
+and removes ``daemon.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+from aiohttp import web
+
+from jkctl import __version__
+from jkctl.backends.factory import create_backend
+from jkctl.daemon.app import make_app
+from jkctl.daemon.appkeys import DaemonControl
+from jkctl.daemon.settings import DaemonSettings
+from jkctl.daemon.state import (
+    DaemonLock,
+    DaemonRecord,
+    StateFiles,
+    load_or_create_token,
+    write_record,
+)
+from jkctl.errors import DaemonError
+
+logger = logging.getLogger(__name__)
+
+
+async def run_daemon(
+    settings: DaemonSettings, *, on_ready: Callable[[DaemonRecord, str], None]
+) -> None:
+    """Serve until stopped. ``on_ready(record, token)`` is called once it answers requests."""
+    files = StateFiles(dir=settings.state_dir)
+    with DaemonLock(files):
+        token = load_or_create_token(files)
+        backend = create_backend(settings.backend, runtime_dir=files.runtime_dir)
+        sock = _bind(settings.port)
+        port = int(sock.getsockname()[1])
+        control = DaemonControl()
+        app = make_app(settings=settings, backend=backend, token=token, port=port, control=control)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        loop = asyncio.get_running_loop()
+        try:
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+            record = DaemonRecord(
+                url=f"http://127.0.0.1:{port}",
+                pid=os.getpid(),
+                port=port,
+                backend=settings.backend,
+                context=settings.context,
+                namespace=settings.namespace,
+                started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                version=__version__,
+                log_file=str(files.log_file),
+            )
+            write_record(files, record)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, control.stop)
+            logger.info(
+                "jkctl daemon %s serving %s (backend %s, pid %d)",
+                __version__,
+                record.url,
+                settings.backend,
+                record.pid,
+            )
+            on_ready(record, token)
+            await control.stop_requested.wait()
+            logger.info("stopping%s", " and stopping kernels" if control.stop_kernels else "")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await runner.cleanup()
+            sock.close()
+    logger.info("jkctl daemon stopped")
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise DaemonError(
+            f"Cannot listen on 127.0.0.1:{port}: {exc.strerror}.",
+            hint="Pick another --port, or 0 for any free port.",
+        ) from exc
+    sock.setblocking(False)
+    return sock

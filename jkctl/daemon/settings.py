@@ -1,0 +1,182 @@
+"""The daemon's settings: one frozen dataclass, resolved once, passed down explicitly.
+
+Precedence, lowest first: defaults < ``config.yaml`` (its ``daemon:`` section,
+in ``jkctl.paths.config_dir()``) < ``JKCTL_*`` environment variables < command
+line flags. The resolved settings travel to a detached daemon as JSON, so the
+daemon runs exactly what ``jkctl connect`` resolved and showed.
+
+=========================  =======================  ============================
+setting                    environment              config.yaml (``daemon:``)
+=========================  =======================  ============================
+port                       JKCTL_PORT               port
+backend                    JKCTL_BACKEND            backend
+kernel_templates           JKCTL_KERNEL_TEMPLATES   kernel_templates (list)
+context                    JKCTL_CONTEXT            context
+namespace                  JKCTL_NAMESPACE          namespace
+allow_origins              JKCTL_ALLOW_ORIGINS      allow_origins (list)
+kernel_start_timeout       JKCTL_KERNEL_START_...   kernel_start_timeout (s)
+client_queue_limit         JKCTL_CLIENT_QUEUE_...   client_queue_limit (bytes)
+=========================  =======================  ============================
+
+``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jkctl import paths
+from jkctl.backends.factory import choose_backend
+from jkctl.errors import ConfigError
+from jkctl.kernels.settings import KernelSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonSettings:
+    state_dir: Path
+    user_kernels_dir: Path
+    backend: str
+    #: Why this backend, for the user ("no kubeconfig found ...").
+    backend_reason: str = ""
+    port: int = 0
+    kernel_templates: tuple[Path, ...] = ()
+    context: str | None = None
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    allow_origins: tuple[str, ...] = ()
+    kernel_start_timeout: float = 120.0
+    client_queue_limit: int = 64 * 1024 * 1024
+    max_message_bytes: int = 1024 * 1024 * 1024
+
+    def kernel_settings(self) -> KernelSettings:
+        return KernelSettings(
+            start_timeout=self.kernel_start_timeout,
+            client_queue_limit=self.client_queue_limit,
+        )
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        return json.dumps(data, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> DaemonSettings:
+        data = json.loads(text)
+        data["state_dir"] = Path(data["state_dir"])
+        data["user_kernels_dir"] = Path(data["user_kernels_dir"])
+        data["kernel_templates"] = tuple(Path(p) for p in data["kernel_templates"])
+        data["allow_origins"] = tuple(data["allow_origins"])
+        return cls(**data)
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        value = [p for p in value.split(os.pathsep) if p]
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str | Path) for p in value):
+        raise ValueError("expected a list of folders")
+    return tuple(Path(p).expanduser() for p in value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(value)
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError("a port is a number from 0 to 65535")
+    return port
+
+
+def _positive(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        number = kind(value)
+        if number <= 0:
+            raise ValueError("must be positive")
+        return number
+
+    return parse
+
+
+# setting -> (environment variable, parser)
+_SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "port": ("JKCTL_PORT", _port),
+    "backend": ("JKCTL_BACKEND", str),
+    "kernel_templates": ("JKCTL_KERNEL_TEMPLATES", _paths),
+    "context": ("JKCTL_CONTEXT", str),
+    "namespace": ("JKCTL_NAMESPACE", str),
+    "allow_origins": ("JKCTL_ALLOW_ORIGINS", _strings),
+    "kernel_start_timeout": ("JKCTL_KERNEL_START_TIMEOUT", _positive(float)),
+    "client_queue_limit": ("JKCTL_CLIENT_QUEUE_LIMIT", _positive(int)),
+}
+
+
+def resolve_settings(
+    *, flags: Mapping[str, Any], env: Mapping[str, str] = os.environ
+) -> DaemonSettings:
+    """Merge defaults, config file, environment and flags (``None`` flags are unset)."""
+    values: dict[str, Any] = {}
+    config_file = paths.config_dir(env) / "config.yaml"
+    for key, raw in _config_section(config_file).items():
+        if key not in _SOURCES:
+            raise ConfigError(
+                f"{config_file} has an unknown daemon setting '{key}'.",
+                hint=f"Known settings: {', '.join(_SOURCES)}.",
+            )
+        values[key] = _parse(key, raw, f"{config_file} (daemon.{key})")
+    for key, (variable, _) in _SOURCES.items():
+        if env.get(variable):
+            values[key] = _parse(key, env[variable], variable)
+    for key, raw in flags.items():
+        if raw is not None and raw != ():
+            values[key] = _parse(key, raw, f"--{key.replace('_', '-')}") if key in _SOURCES else raw
+    kubeconfig = values.pop("kubeconfig", None) or env.get("KUBECONFIG") or None
+    choice = choose_backend(requested=values.pop("backend", None), kubeconfig=kubeconfig, env=env)
+    return DaemonSettings(
+        state_dir=paths.state_dir(env),
+        user_kernels_dir=paths.user_kernels_dir(env),
+        backend=choice.name,
+        backend_reason=choice.why,
+        kubeconfig=kubeconfig,
+        **values,
+    )
+
+
+def _parse(key: str, raw: Any, where: str) -> Any:
+    try:
+        return _SOURCES[key][1](raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"The setting {where} has an invalid value {raw!r}: {exc}.",
+            hint="Fix or remove it.",
+        ) from exc
+
+
+def _config_section(config_file: Path) -> dict[str, Any]:
+    if not config_file.is_file():
+        return {}
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"The config file {config_file} cannot be read: {exc}.",
+            hint="Fix its YAML or move it away.",
+        ) from exc
+    section = loaded.get("daemon", {}) if isinstance(loaded, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"The 'daemon' section of {config_file} must be a mapping.",
+            hint="Write it as `daemon:` followed by indented `key: value` lines.",
+        )
+    return section

@@ -1,0 +1,335 @@
+"""One kernel's lifecycle: the state machine, activity tracking, and the operations on it.
+
+States: ``starting`` -> ``idle``/``busy`` (from the kernel's iopub status,
+tracked as Jupyter Server does) -> ``restarting`` -> ... -> ``dead``.
+
+A kernel is started by asking the backend to launch it, opening the relay's
+sockets, and probing with ``kernel_info_request`` until the kernel answers
+*and* iopub is flowing (a SUB socket misses what is published before its
+subscription arrives). Meanwhile the backend's lifecycle events are read: a
+``Died`` during start fails the start at once with the backend's reason, no
+timeout waited out; a ``Died`` later marks the kernel dead, tells its clients
+(status ``dead``), closes their connections and removes the kernel.
+
+Each kernel owns one task, its lifecycle watcher, started in :meth:`Kernel.start`
+and cancelled and awaited when the kernel is closed. Lifecycle operations
+(restart, shutdown) are serialized by a lock.
+
+What this module does not do: pick kernel ids, validate launch requests or
+keep the table of kernels (:mod:`jkctl.kernels.manager`), or speak HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from jkctl.backends.base import Died, KernelHandle, Pending, Running
+from jkctl.errors import KernelError, KernelStartError
+from jkctl.kernels.relay import KernelMessage, Relay
+from jkctl.kernels.settings import KernelSettings
+from jkctl.kernels.specs import KernelSpec
+from jkctl.kernels.wire import StatusContent
+
+logger = logging.getLogger(__name__)
+
+#: Messages that do not count as activity, nor set busy/idle (Jupyter Server's list).
+UNTRACKED_MESSAGE_TYPES = frozenset(
+    {
+        "comm_info_request",
+        "comm_info_reply",
+        "kernel_info_request",
+        "kernel_info_reply",
+        "shutdown_request",
+        "shutdown_reply",
+        "interrupt_request",
+        "interrupt_reply",
+        "debug_request",
+        "debug_reply",
+        "stream",
+        "display_data",
+        "update_display_data",
+        "execute_input",
+        "execute_result",
+        "error",
+        "status",
+        "clear_output",
+        "debug_event",
+        "input_request",
+        "input_reply",
+    }
+)
+_IOPUB_GRACE = 1.0
+
+
+class KernelState(enum.StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    RESTARTING = "restarting"
+    DEAD = "dead"
+
+
+class Kernel:
+    def __init__(
+        self,
+        *,
+        spec: KernelSpec,
+        handle: KernelHandle,
+        context: zmq.Context[zmq.Socket[bytes]],
+        settings: KernelSettings,
+        on_gone: Callable[[Kernel], None],
+    ) -> None:
+        self.id = handle.kernel_id
+        self.spec = spec
+        self.state = KernelState.STARTING
+        #: Why the kernel is not ready (a backend's pending reason) or why it died.
+        self.reason = ""
+        self.last_activity = time.time()
+        self._handle = handle
+        self._settings = settings
+        self._on_gone = on_gone
+        self.relay = Relay(
+            kernel_id=self.id,
+            context=context,
+            client_queue_limit=settings.client_queue_limit,
+            on_iopub=self._track_iopub,
+            on_client_message=self._track_client,
+        )
+        self._incarnation = handle.incarnation
+        self._lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        self._start_failure: asyncio.Future[str] | None = None
+        self._stopping = False
+        self._gone = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def connections(self) -> int:
+        return self.relay.client_count
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Until the kernel answers; on failure everything it used is released."""
+        started = time.monotonic()
+        self._start_failure = asyncio.get_running_loop().create_future()
+        self._watcher = asyncio.create_task(self._watch(), name=f"kernel-{self.id}-watch")
+        try:
+            self.relay.open(self._handle.connection)
+            await self._wait_ready()
+        except BaseException:
+            self.state = KernelState.DEAD
+            await self._close(terminate=True)
+            raise
+        self.state = KernelState.IDLE
+        self.reason = ""
+        logger.info(
+            "kernel %s: %s ready in %.0f ms",
+            self.id,
+            self.name,
+            (time.monotonic() - started) * 1000,
+        )
+
+    async def interrupt(self) -> None:
+        self._check_alive()
+        if self.spec.interrupt_mode == "message":
+            try:
+                async with asyncio.timeout(self._settings.request_timeout):
+                    await self.relay.request("control", "interrupt_request")
+            except TimeoutError:
+                raise KernelError(
+                    f"Kernel {self.id} did not answer the interrupt request within "
+                    f"{self._settings.request_timeout:.0f} seconds.",
+                    hint="It may be stuck outside Python code; restart it if it stays busy.",
+                ) from None
+        else:
+            await self._handle.interrupt()
+        logger.info("kernel %s: interrupted (%s mode)", self.id, self.spec.interrupt_mode)
+
+    async def restart(self) -> None:
+        """A fresh kernel process under the same id; clients stay connected."""
+        async with self._lock:
+            self._check_alive()
+            self.state = KernelState.RESTARTING
+            self.relay.broadcast_status("restarting")
+            # Facts about the old process (its exit) are stale from here on.
+            self._incarnation = self._handle.incarnation + 1
+            self._start_failure = asyncio.get_running_loop().create_future()
+            await self._ask_to_stop(restart=True)
+            try:
+                connection = await self._handle.restart()
+                self.relay.open(connection)
+                await self._wait_ready()
+            except BaseException as exc:
+                reason = (
+                    exc.message if isinstance(exc, KernelError) else "the restart was cancelled"
+                )
+                await self._die(reason)
+                raise
+            self.state = KernelState.IDLE
+            self.reason = ""
+            logger.info("kernel %s: restarted", self.id)
+
+    async def shutdown(self, *, now: bool = False) -> None:
+        """Stop the kernel (politely unless ``now``) and release everything."""
+        async with self._lock:
+            if self._gone:
+                return
+            self._stopping = True
+            if not now and self.state is not KernelState.STARTING:
+                await self._ask_to_stop(restart=False)
+            self.state = KernelState.DEAD
+            self.relay.broadcast_status("dead")
+            await self._close(terminate=True)
+            logger.info("kernel %s: shut down", self.id)
+
+    async def detach(self) -> None:
+        """Leave the kernel running for a later daemon (backends that allow it)."""
+        async with self._lock:
+            if not self._gone:
+                self._stopping = True
+                await self._close(terminate=False)
+
+    def _check_alive(self) -> None:
+        if self._gone or self.state is KernelState.DEAD:
+            raise KernelError(
+                f"Kernel {self.id} is dead.",
+                hint="Start a new kernel."
+                + (f" It died because: {self.reason}" if self.reason else ""),
+            )
+
+    async def _ask_to_stop(self, *, restart: bool) -> None:
+        try:
+            async with asyncio.timeout(self._settings.request_timeout):
+                await self.relay.request("control", "shutdown_request", {"restart": restart})
+        except (TimeoutError, KernelError):
+            logger.info("kernel %s: no shutdown_reply; stopping it anyway", self.id)
+
+    async def _wait_ready(self) -> None:
+        """Until kernel_info is answered and iopub flows, or the backend says it died.
+
+        The failure future was set up when the start or restart began, so a death
+        reported at any point since is not missed.
+        """
+        failure = self._start_failure
+        assert failure is not None
+        probe = asyncio.ensure_future(self._probe())
+        try:
+            async with asyncio.timeout(self._settings.start_timeout):
+                waiters: list[asyncio.Future[Any]] = [probe, failure]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise KernelStartError(
+                f"Kernel {self.id} ({self.name}) did not answer within "
+                f"{self._settings.start_timeout:.0f} seconds"
+                + (f"; last known state: {self.reason}." if self.reason else "."),
+                hint="See the daemon log for the kernel's output.",
+            ) from None
+        finally:
+            self._start_failure = None
+            if not probe.done():
+                probe.cancel()
+                await asyncio.wait([probe])
+        if failure.done():
+            raise KernelStartError(
+                f"Kernel {self.id} ({self.name}) failed to start: {failure.result()}",
+                hint="See the daemon log for the kernel's full output.",
+            )
+        probe.result()
+
+    async def _probe(self) -> None:
+        while True:
+            await self.relay.request("shell", "kernel_info_request")
+            if self.relay.iopub_seen:
+                return
+            try:
+                async with asyncio.timeout(_IOPUB_GRACE):
+                    await self.relay.wait_iopub()
+                return
+            except TimeoutError:
+                logger.debug("kernel %s: iopub not flowing yet; asking again", self.id)
+
+    async def _watch(self) -> None:
+        """Read the backend's facts about this kernel for as long as it lives."""
+        try:
+            async for event in self._handle.events():
+                if event.incarnation < self._incarnation:
+                    continue
+                match event:
+                    case Pending(reason=reason):
+                        self.reason = reason
+                    case Running():
+                        self.reason = ""
+                    case Died(reason=reason):
+                        if self._start_failure is not None and not self._start_failure.done():
+                            self._start_failure.set_result(reason)
+                        elif not self._stopping and self.state is not KernelState.RESTARTING:
+                            async with self._lock:
+                                if not self._gone:
+                                    await self._die(reason)
+                            return
+        except Exception:
+            logger.exception("kernel %s: watching its lifecycle failed", self.id)
+
+    async def _die(self, reason: str) -> None:
+        """The kernel is gone: tell clients, release everything, leave the table."""
+        logger.warning("kernel %s: died: %s", self.id, reason)
+        self.state = KernelState.DEAD
+        self.reason = reason
+        self.relay.broadcast_status("dead")
+        await self._close(terminate=True)
+
+    async def _close(self, *, terminate: bool) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            await asyncio.wait([watcher])
+        self.relay.close()
+        try:
+            if terminate:
+                await self._handle.terminate()
+            else:
+                await self._handle.detach()
+        finally:
+            if not self._gone:
+                self._gone = True
+                self._on_gone(self)
+
+    # -- activity -------------------------------------------------------------
+
+    def _track_iopub(self, message: KernelMessage) -> None:
+        if message.msg_type != "status":
+            self.last_activity = time.time()
+            return
+        try:
+            parent_type = message.parent_header().get("msg_type")
+            content: StatusContent = message.content()
+            execution_state = content.get("execution_state")
+        except (ValueError, AttributeError):
+            return
+        tracked = parent_type not in UNTRACKED_MESSAGE_TYPES
+        if tracked or self.state is KernelState.BUSY:
+            self.last_activity = time.time()
+        if tracked and self.state in (KernelState.IDLE, KernelState.BUSY):
+            if execution_state == "busy":
+                self.state = KernelState.BUSY
+            elif execution_state == "idle":
+                self.state = KernelState.IDLE
+
+    def _track_client(self, msg_type: str) -> None:
+        if msg_type not in UNTRACKED_MESSAGE_TYPES:
+            self.last_activity = time.time()
+
+    def describe(self) -> dict[str, Any]:
+        """For logs and debugging; the REST model is built by the daemon."""
+        return {"id": self.id, "name": self.name, "state": str(self.state), "reason": self.reason}

@@ -1,0 +1,169 @@
+"""The kernel manager: the table of kernels, and starting, stopping and finding them.
+
+It validates a launch request (kernelspec name, ``KERNEL_*`` variables),
+asks the backend to launch, and returns the :class:`~jkctl.kernels.kernel.Kernel`
+once it answers. Kernels leave the table when they are shut down or die.
+On daemon shutdown it stops every kernel, or detaches them when the backend
+lets kernels outlive the daemon and the user did not ask to stop them.
+
+It owns the daemon's ZeroMQ context, shared by every kernel's sockets.
+
+What this module does not do: HTTP (``jkctl.daemon``) or the per-kernel state
+machine (``jkctl.kernels.kernel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from jkctl.backends.base import Backend, KernelHandle
+from jkctl.errors import JkctlError, KernelNotFound, UsageError
+from jkctl.kernels.kernel import Kernel
+from jkctl.kernels.settings import KernelSettings
+from jkctl.kernels.specs import KernelSpec, KernelSpecSource
+
+logger = logging.getLogger(__name__)
+
+#: Enterprise Gateway's launch variables and the like; only these reach a backend.
+_LAUNCH_VARIABLE = re.compile(r"^KERNEL_[A-Z0-9_]{1,64}$")
+_MAX_VALUE_LENGTH = 4096
+
+
+class KernelManager:
+    def __init__(
+        self, *, backend: Backend, specs: KernelSpecSource, settings: KernelSettings
+    ) -> None:
+        self.backend = backend
+        self.specs = specs
+        self._settings = settings
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._kernels: dict[str, Kernel] = {}
+
+    def list(self) -> list[Kernel]:
+        return list(self._kernels.values())
+
+    def get(self, kernel_id: str) -> Kernel:
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None:
+            raise KernelNotFound(
+                f"There is no kernel with id {kernel_id}.",
+                hint="It may have been shut down or died; GET /api/kernels lists the running ones.",
+            )
+        return kernel
+
+    async def start_kernel(self, *, name: str | None = None, env: Any = None) -> Kernel:
+        """Launch a kernel and return once it answers kernel_info."""
+        spec = self.specs.get(name) if name else self._default_spec()
+        launch_env = validate_launch_env(env)
+        kernel_id = str(uuid.uuid4())
+        logger.info("kernel %s: starting %s", kernel_id, spec.name)
+        handle = await self.backend.launch(spec.launch_spec(), kernel_id=kernel_id, env=launch_env)
+        kernel = Kernel(
+            spec=spec,
+            handle=handle,
+            context=self._context,
+            settings=self._settings,
+            on_gone=self._forget,
+        )
+        self._kernels[kernel_id] = kernel
+        await kernel.start()
+        return kernel
+
+    def _default_spec(self) -> KernelSpec:
+        specs = self.specs.all()
+        return self.specs.get(self.specs.default(specs))
+
+    def _forget(self, kernel: Kernel) -> None:
+        self._kernels.pop(kernel.id, None)
+
+    async def adopt(self) -> None:
+        """Re-attach the kernels the backend still runs from an earlier daemon."""
+        handles = await self.backend.discover()
+
+        async def attach(handle: KernelHandle) -> None:
+            try:
+                spec = self.specs.get(handle.kernelspec)
+            except JkctlError:
+                spec = KernelSpec(
+                    name=handle.kernelspec,
+                    resource_dir=Path(),
+                    argv=(),
+                    display_name=handle.kernelspec,
+                    language="",
+                    interrupt_mode="message",
+                )
+            kernel = Kernel(
+                spec=spec,
+                handle=handle,
+                context=self._context,
+                settings=self._settings,
+                on_gone=self._forget,
+            )
+            self._kernels[kernel.id] = kernel
+            try:
+                await kernel.start()
+            except JkctlError as error:
+                logger.warning("kernel %s: could not re-attach: %s", handle.kernel_id, error)
+
+        async with asyncio.TaskGroup() as group:
+            for handle in handles:
+                group.create_task(attach(handle))
+        if handles:
+            logger.info("re-attached %d of %d kernels", len(self._kernels), len(handles))
+
+    async def aclose(self, *, stop_kernels: bool) -> None:
+        """Stop (or detach) every kernel, then release the backend and ZeroMQ."""
+        stop = stop_kernels or not self.backend.kernels_outlive_daemon
+        try:
+            results = await asyncio.gather(
+                *(kernel.shutdown() if stop else kernel.detach() for kernel in self.list()),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, Exception):
+                    logger.error("stopping a kernel failed: %s", result, exc_info=result)
+        finally:
+            try:
+                await self.backend.aclose()
+            finally:
+                self._context.term()
+
+
+def validate_launch_env(env: Any) -> dict[str, str]:
+    """The ``env`` of a launch request, reduced to valid ``KERNEL_*`` variables.
+
+    Other names are ignored (Jupyter Server sends only ``KERNEL_*`` and what
+    its ``allowed_envs`` names); values must be strings, numbers or booleans.
+    """
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise UsageError(
+            "The launch request's env must be a JSON object of variable names to strings.",
+            hint='Send e.g. {"name": "python3", "env": {"KERNEL_USERNAME": "ada"}}.',
+        )
+    valid: dict[str, str] = {}
+    for key, raw in env.items():
+        if not isinstance(key, str) or not _LAUNCH_VARIABLE.match(key):
+            continue
+        value = str(raw) if isinstance(raw, bool | int | float) else raw
+        if not isinstance(value, str):
+            raise UsageError(
+                f"The launch variable {key} must be a string.",
+                hint="Pass plain values; structure cannot be injected into a kernel's launch.",
+            )
+        if len(value) > _MAX_VALUE_LENGTH or "\x00" in value:
+            raise UsageError(
+                f"The launch variable {key} is too long or contains a NUL character.",
+                hint=f"Keep launch variables under {_MAX_VALUE_LENGTH} characters.",
+            )
+        valid[key] = value
+    return valid

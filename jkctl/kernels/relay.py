@@ -1,0 +1,372 @@
+"""The relay: one kernel's ZeroMQ sockets shared by all of its websocket clients.
+
+Kernel to clients: each message's signature is checked (Session.sign), its
+small header is parsed, and it is routed: iopub to every client; shell,
+control and stdin replies to the client whose request is the message's parent
+(an ``input_request``'s parent is the ``execute_request``). Pending-request
+entries are dropped when the reply arrives or the client leaves. Each message
+is encoded at most once per wire protocol, lazily, and the same bytes go to
+every client using that protocol (:mod:`jkctl.kernels.wire`). Nothing waits
+for a client: frames go into each client's :class:`~jkctl.kernels.outbox.Outbox`.
+
+Clients to kernel: the frame is parsed into JSON parts (v1: sliced as they
+are; legacy: the JSON is parsed and its four parts packed), signed with the
+kernel's key keeping the client's header, and sent.
+
+The daemon itself talks to the kernel through :meth:`Relay.request` (kernel
+info, interrupt, shutdown) over the same sockets.
+
+What this module does not do: decide the kernel's lifecycle (see
+:mod:`jkctl.kernels.manager`) or touch websockets (the daemon does, with the
+frames from :meth:`Client.outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from hmac import compare_digest
+from typing import Any, cast
+
+import zmq
+from jupyter_client.session import DELIM, Session
+
+from jkctl.backends.base import ConnectionInfo
+from jkctl.errors import KernelError
+from jkctl.kernels import wire
+from jkctl.kernels.outbox import SHEDDABLE, Frame, Outbox, Shed
+from jkctl.kernels.sockets import CLIENT_CHANNELS, KernelSockets
+
+logger = logging.getLogger(__name__)
+
+#: Parts smaller than this are copied out of ZeroMQ's frames; larger ones are viewed.
+_COPY_BELOW = 4096
+
+
+class KernelMessage:
+    """A message from the kernel (or the daemon), as JSON parts plus buffers."""
+
+    __slots__ = ("_legacy", "_v1", "channel", "msg_id", "msg_type", "parts")
+
+    def __init__(
+        self, channel: str, parts: list[wire.Buffer], *, msg_id: str, msg_type: str
+    ) -> None:
+        self.channel = channel
+        self.parts = parts
+        self.msg_id = msg_id
+        self.msg_type = msg_type
+        self._legacy: Frame | None = None
+        self._v1: Frame | None = None
+
+    @property
+    def parent(self) -> bytes:
+        return bytes(self.parts[1])
+
+    def content(self) -> Any:
+        """The content, parsed (only for the daemon's own small messages and status)."""
+        return json.loads(bytes(self.parts[3]))
+
+    def parent_header(self) -> wire.MessageHeader:
+        """The parent header, parsed; ``{}`` when it is not a JSON object."""
+        parsed = json.loads(bytes(self.parts[1]))
+        return cast(wire.MessageHeader, parsed) if isinstance(parsed, dict) else {}
+
+    def frame(self, protocol: wire.Protocol) -> Frame:
+        """This message for one wire protocol, encoded once and shared by all its clients."""
+        if protocol is wire.Protocol.V1:
+            if self._v1 is None:
+                self._v1 = Frame(wire.encode_v1(self.channel.encode(), self.parts), binary=True)
+            return self._v1
+        if self._legacy is None:
+            data, binary = wire.encode_legacy(
+                self.channel.encode(), self.parts, msg_id=self.msg_id, msg_type=self.msg_type
+            )
+            self._legacy = Frame(data, binary=binary)
+        return self._legacy
+
+
+class Client:
+    """One websocket connection to a kernel."""
+
+    def __init__(self, *, protocol: wire.Protocol, outbox: Outbox, session_id: str) -> None:
+        self.protocol = protocol
+        self.outbox = outbox
+        self.session_id = session_id
+        self.pending: set[str] = set()
+
+    def deliver(self, message: KernelMessage) -> None:
+        sheddable = message.channel == "iopub" and message.msg_type in SHEDDABLE
+        self.outbox.put(message.frame(self.protocol), sheddable=sheddable, parent=message.parent)
+
+
+Pending = Client | asyncio.Future[KernelMessage]
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        kernel_id: str,
+        context: zmq.Context[zmq.Socket[bytes]],
+        client_queue_limit: int,
+        on_iopub: Callable[[KernelMessage], None],
+        on_client_message: Callable[[str], None],
+    ) -> None:
+        self.kernel_id = kernel_id
+        self._context = context
+        self._client_queue_limit = client_queue_limit
+        self._on_iopub = on_iopub
+        self._on_client_message = on_client_message
+        self._session_or_none: Session | None = None
+        self._sockets: KernelSockets | None = None
+        self._clients: set[Client] = set()
+        self._pending: dict[str, Pending] = {}
+        self._iopub_seen = asyncio.Event()
+        self._closed = False
+
+    # -- connection -----------------------------------------------------------
+
+    @property
+    def _session(self) -> Session:
+        """The kernel's signing session; exists once :meth:`open` was called."""
+        if self._session_or_none is None:
+            raise KernelError(
+                f"The connection to kernel {self.kernel_id} is not open yet.",
+                hint="Wait for the kernel to start.",
+            )
+        return self._session_or_none
+
+    def open(self, connection: ConnectionInfo) -> None:
+        """(Re)connect to the kernel; a restart may bring new endpoints or a new key."""
+        self.close_sockets()
+        self._session_or_none = Session(
+            key=connection.key,
+            signature_scheme=connection.signature_scheme,
+            username="jkctl",
+        )
+        self._iopub_seen.clear()
+        self._sockets = KernelSockets(
+            context=self._context,
+            connection=connection,
+            identity=self._session.bsession,
+            on_message=self._from_kernel,
+            kernel_id=self.kernel_id,
+        )
+        self._sockets.open()
+
+    def close_sockets(self) -> None:
+        """Disconnect from the kernel; requests in flight will get no reply."""
+        if self._sockets is not None:
+            self._sockets.close()
+            self._sockets = None
+        for msg_id, waiter in list(self._pending.items()):
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_exception(
+                        KernelError(f"The connection to kernel {self.kernel_id} was closed.")
+                    )
+            else:
+                waiter.pending.discard(msg_id)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Disconnect, and let every client's writer finish what is queued and end."""
+        self.close_sockets()
+        self._closed = True
+        for client in self._clients:
+            client.outbox.close()
+        self._clients.clear()
+
+    @property
+    def iopub_seen(self) -> bool:
+        return self._iopub_seen.is_set()
+
+    async def wait_iopub(self) -> None:
+        """Until an iopub message arrived since the sockets were opened."""
+        await self._iopub_seen.wait()
+
+    # -- clients --------------------------------------------------------------
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def attach(self, protocol: wire.Protocol, *, session_id: str = "") -> Client:
+        outbox = Outbox(
+            limit=self._client_queue_limit,
+            notice=lambda shed: self._shed_notice(shed, protocol),
+            kernel_id=self.kernel_id,
+        )
+        client = Client(protocol=protocol, outbox=outbox, session_id=session_id)
+        if self._closed:
+            # The kernel went away while this client was connecting: end it at once.
+            outbox.close()
+        else:
+            self._clients.add(client)
+        return client
+
+    def detach(self, client: Client) -> None:
+        self._clients.discard(client)
+        client.outbox.close()
+        for msg_id in client.pending:
+            self._pending.pop(msg_id, None)
+        client.pending.clear()
+
+    def from_client(self, client: Client, data: bytes, *, binary: bool) -> None:
+        """Relay one websocket frame to the kernel. Raises MalformedMessage or KernelError."""
+        message = wire.decode_client_message(
+            client.protocol, data, binary=binary, pack=self._session.pack
+        )
+        if message.channel not in CLIENT_CHANNELS:
+            raise wire.MalformedMessage(f"no such channel: {message.channel!r}")
+        if message.channel != "stdin":
+            self._pending[message.msg_id] = client
+            client.pending.add(message.msg_id)
+        self._send(message.channel, message.parts)
+        self._on_client_message(message.msg_type)
+
+    def broadcast_status(self, execution_state: str) -> None:
+        """Tell every client the kernel's state as the daemon knows it (restarting, dead)."""
+        if not self._clients:
+            return
+        msg = self._session.msg("status", {"execution_state": execution_state})
+        parts = [
+            self._session.pack(msg["header"]),
+            b"{}",
+            b"{}",
+            self._session.pack(msg["content"]),
+        ]
+        self._fan_out(
+            KernelMessage("iopub", parts, msg_id=msg["header"]["msg_id"], msg_type="status")
+        )
+
+    # -- the daemon's own requests -------------------------------------------
+
+    async def request(
+        self, channel: str, msg_type: str, content: dict[str, Any] | None = None
+    ) -> KernelMessage:
+        """Send a request as the daemon and wait for its reply (the caller sets the timeout)."""
+        msg = self._session.msg(msg_type, content or {})
+        msg_id = msg["header"]["msg_id"]
+        reply: asyncio.Future[KernelMessage] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = reply
+        try:
+            self._send(
+                channel,
+                [
+                    self._session.pack(msg["header"]),
+                    b"{}",
+                    b"{}",
+                    self._session.pack(msg["content"]),
+                ],
+            )
+            return await reply
+        finally:
+            self._pending.pop(msg_id, None)
+
+    # -- internals ------------------------------------------------------------
+
+    def _send(self, channel: str, parts: list[bytes] | list[wire.Buffer]) -> None:
+        if self._sockets is None:
+            raise KernelError(
+                f"The connection to kernel {self.kernel_id} is closed.",
+                hint="The kernel is restarting or was shut down; try again in a moment.",
+            )
+        self._sockets.send(channel, [DELIM, self._session.sign(parts[:4]), *parts])
+
+    def _from_kernel(self, channel: str, frames: list[zmq.Frame]) -> None:
+        start = next(
+            (i + 1 for i, f in enumerate(frames) if len(f) == len(DELIM) and f.bytes == DELIM),
+            None,
+        )
+        if start is None:
+            logger.warning(
+                "kernel %s: dropped a %s message without delimiter", self.kernel_id, channel
+            )
+            return
+        if len(frames) < start + 5:
+            logger.warning("kernel %s: dropped a short %s message", self.kernel_id, channel)
+            return
+        # Header, parent and metadata are small and parsed: copy them. Content and
+        # buffers go on as views of ZeroMQ's memory unless small.
+        header_json: bytes = frames[start + 1].bytes
+        parts: list[wire.Buffer] = [header_json, frames[start + 2].bytes, frames[start + 3].bytes]
+        parts.extend(
+            frame.buffer if len(frame) > _COPY_BELOW else frame.bytes
+            for frame in frames[start + 4 :]
+        )
+        if self._session.auth is not None and not compare_digest(
+            frames[start].bytes, self._session.sign(parts[:4])
+        ):
+            logger.warning(
+                "kernel %s: dropped a %s message with a bad signature", self.kernel_id, channel
+            )
+            return
+        try:
+            header: wire.MessageHeader = json.loads(header_json)
+            message = KernelMessage(
+                channel, parts, msg_id=header["msg_id"], msg_type=header["msg_type"]
+            )
+        except (ValueError, KeyError, TypeError):
+            logger.warning(
+                "kernel %s: dropped a %s message with a bad header", self.kernel_id, channel
+            )
+            return
+        if channel == "iopub":
+            self._iopub_seen.set()
+            self._on_iopub(message)
+            self._fan_out(message)
+            return
+        try:
+            parent_id = message.parent_header().get("msg_id", "")
+        except ValueError:
+            parent_id = ""
+        waiter = (
+            self._pending.get(parent_id)
+            if channel == "stdin"
+            else self._pending.pop(parent_id, None)
+        )
+        if waiter is None:
+            logger.debug(
+                "kernel %s: no one waits for %s %s", self.kernel_id, channel, message.msg_type
+            )
+        elif isinstance(waiter, Client):
+            if channel != "stdin":
+                waiter.pending.discard(parent_id)
+            waiter.deliver(message)
+        elif not waiter.done():
+            waiter.set_result(message)
+
+    def _fan_out(self, message: KernelMessage) -> None:
+        for client in self._clients:
+            client.deliver(message)
+
+    def _shed_notice(self, shed: Shed, protocol: wire.Protocol) -> Frame:
+        """The stderr stream message telling a slow client what it missed."""
+        many = shed.messages != 1
+        text = (
+            f"[jkctl] {shed.messages} output message{'s' if many else ''} "
+            f"({_human_bytes(shed.nbytes)}) {'were' if many else 'was'} not shown here "
+            "because this client read more slowly than the kernel wrote; "
+            "the kernel itself was not affected.\n"
+        )
+        msg = self._session.msg("stream", {"name": "stderr", "text": text})
+        parts = [
+            self._session.pack(msg["header"]),
+            shed.parent,
+            b"{}",
+            self._session.pack(msg["content"]),
+        ]
+        notice = KernelMessage("iopub", parts, msg_id=msg["header"]["msg_id"], msg_type="stream")
+        return notice.frame(protocol)
+
+
+def _human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from tests.kubesim import (
     discovery,
-    protobuf,
+    openapiv2,
     requestinfo,
     resources,
     reviews,
@@ -108,6 +108,7 @@ class ApiServer:
         self._delay_seconds = 0.0
         self._group: asyncio.TaskGroup | None = None
         self._reopen: asyncio.Task[None] | None = None
+        self.listening_changed = asyncio.Condition()  # notified when the listener opens or closes
 
     @property
     def port(self) -> int:
@@ -172,6 +173,10 @@ class ApiServer:
     def open_portforwards(self) -> int:
         return self._portforwards.open
 
+    @property
+    def portforwards_changed(self) -> asyncio.Condition:
+        return self._portforwards.changed
+
     async def _reopen_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)  # the fault's duration, not a wait for a condition
         await self._listen(self._take_held())
@@ -192,6 +197,8 @@ class ApiServer:
         self._server = await asyncio.get_running_loop().create_server(
             self._runner.server, sock=sock, ssl=self._ssl
         )
+        async with self.listening_changed:
+            self.listening_changed.notify_all()
 
     def _stop_listening(self, *, hold: bool) -> None:
         if self._server is not None:
@@ -274,8 +281,8 @@ class ApiServer:
             document = discovery.api_resource_list(parts[1], parts[2])
         elif path == "/openapi/v2":
             return web.Response(
-                body=protobuf.openapi_v2(discovery.openapi_v2_operations()),
-                content_type=protobuf.OPENAPI_V2_CONTENT_TYPE,
+                body=openapiv2.document(discovery.openapi_v2_operations()),
+                content_type=openapiv2.CONTENT_TYPE,
             )
         elif path == "/openapi/v3":
             document = discovery.openapi_v3_index()
@@ -360,6 +367,8 @@ class ApiServer:
         pod = self._store.get(resources.PODS, call.namespace, info.name)
         if sub == "log" and verb == "get":
             return await streams.serve_log(call.request, pod, self._kubelet)
+        if sub in ("portforward", "exec") and not (pod.get("spec") or {}).get("nodeName"):
+            raise bad_request(f"pod {info.name} does not have a host assigned")
         if sub == "portforward" and verb == "get":
             return await self._portforwards.serve(call.request, pod, self._kubelet)
         if sub == "portforward" and verb == "create":

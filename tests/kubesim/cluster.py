@@ -60,6 +60,7 @@ class ClusterConfig:
     nodes: tuple[NodeShape, ...] = DEFAULT_NODES
     bookmark_interval: float = 60.0
     watch_timeout: float = 1800.0
+    watch_history: int = 5000  # changes a watch can replay; older resourceVersions are 410
 
 
 KubeletFactory = Callable[[Store, ClusterConfig], KubeletLike | None]
@@ -97,7 +98,7 @@ class Cluster:
         self, config: ClusterConfig, *, kubelet_factory: KubeletFactory = real_kubelet
     ) -> None:
         self.config = config
-        self.store = Store()
+        self.store = Store(history_size=config.watch_history)
         bootstrap.populate(self.store)
         self.users = Users()
         self.admin = self.users.add(ADMIN, (MASTERS,))

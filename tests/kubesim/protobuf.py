@@ -1,46 +1,119 @@
-"""The few protobuf request bodies kubectl sends, decoded into their JSON form.
+"""The protobuf request bodies kubectl sends, decoded into their JSON form.
 
-kubectl's typed clients (`auth can-i`, `auth can-i --list`, `auth whoami`)
-send `application/vnd.kubernetes.protobuf` bodies and accept JSON answers.
+kubectl's typed clients (`auth can-i`, `auth whoami`, `create namespace`,
+`create secret generic`, `create configmap`, `create role`, `create
+rolebinding`, `create serviceaccount`, `create quota`, ...) send
+`application/vnd.kubernetes.protobuf` bodies and accept JSON answers.
 kubesim decodes the Kubernetes envelope ("k8s\\0" + runtime.Unknown) and,
-inside it, the review types by their field numbers. Any other protobuf body
-is a 415, which a real server would never send, so a test meeting it learns
-that kubesim needs another type here.
+inside it, the kinds below by the field numbers of their `generated.proto`.
+Any other kind is a 415, which a real server would never send, so a test
+meeting it learns that kubesim needs that kind here (Pods are not: kubectl
+sends them as JSON except from `kubectl run`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import Any, Union
 
 from tests.kubesim.status import ApiError, bad_request
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 _MAGIC = b"k8s\x00"
 
-# message schemas: field number -> (json name, nested schema or None for a string)
-Schema = dict[int, tuple[str, "Schema | None"]]
-_RESOURCE_ATTRIBUTES: Schema = {
-    1: ("namespace", None),
-    2: ("verb", None),
-    3: ("group", None),
-    4: ("version", None),
-    5: ("resource", None),
-    6: ("subresource", None),
-    7: ("name", None),
+# A schema maps field numbers to (json name, how to read it). A "how" is
+# "string", "bytes" (base64 in JSON), "int", "bool", "quantity", a nested
+# schema, or ("repeated", how) / ("map", how-of-values).
+How = Union[str, "Schema", tuple[str, "How"]]
+Schema = dict[int, tuple[str, How]]
+
+_OBJECT_META: Schema = {
+    1: ("name", "string"),
+    2: ("generateName", "string"),
+    3: ("namespace", "string"),
+    6: ("resourceVersion", "string"),
+    11: ("labels", ("map", "string")),
+    12: ("annotations", ("map", "string")),
+    14: ("finalizers", ("repeated", "string")),
 }
-_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", None), 2: ("verb", None)}
+_POLICY_RULE: Schema = {
+    1: ("verbs", ("repeated", "string")),
+    2: ("apiGroups", ("repeated", "string")),
+    3: ("resources", ("repeated", "string")),
+    4: ("resourceNames", ("repeated", "string")),
+    5: ("nonResourceURLs", ("repeated", "string")),
+}
+_SUBJECT: Schema = {
+    1: ("kind", "string"),
+    2: ("apiGroup", "string"),
+    3: ("name", "string"),
+    4: ("namespace", "string"),
+}
+_ROLE_REF: Schema = {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}
+_BINDING: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: ("subjects", ("repeated", _SUBJECT)),
+    3: ("roleRef", _ROLE_REF),
+}
+_ROLE: Schema = {1: ("metadata", _OBJECT_META), 2: ("rules", ("repeated", _POLICY_RULE))}
+_RESOURCE_ATTRIBUTES: Schema = {
+    1: ("namespace", "string"),
+    2: ("verb", "string"),
+    3: ("group", "string"),
+    4: ("version", "string"),
+    5: ("resource", "string"),
+    6: ("subresource", "string"),
+    7: ("name", "string"),
+}
+_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "string"), 2: ("verb", "string")}
+_LOCAL_OBJECT_REFERENCE: Schema = {1: ("name", "string")}
+
 _SCHEMAS: dict[str, Schema] = {
     "SelfSubjectAccessReview": {
+        1: ("metadata", _OBJECT_META),
         2: (
             "spec",
             {
                 1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
                 2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
             },
-        )
+        ),
     },
-    "SelfSubjectRulesReview": {2: ("spec", {1: ("namespace", None)})},
-    "SelfSubjectReview": {},
+    "SelfSubjectRulesReview": {
+        1: ("metadata", _OBJECT_META),
+        2: ("spec", {1: ("namespace", "string")}),
+    },
+    "SelfSubjectReview": {1: ("metadata", _OBJECT_META)},
+    "Namespace": {
+        1: ("metadata", _OBJECT_META),
+        2: ("spec", {1: ("finalizers", ("repeated", "string"))}),
+    },
+    "Secret": {
+        1: ("metadata", _OBJECT_META),
+        2: ("data", ("map", "bytes")),
+        3: ("type", "string"),
+        4: ("stringData", ("map", "string")),
+        5: ("immutable", "bool"),
+    },
+    "ConfigMap": {
+        1: ("metadata", _OBJECT_META),
+        2: ("data", ("map", "string")),
+        3: ("binaryData", ("map", "bytes")),
+        4: ("immutable", "bool"),
+    },
+    "ServiceAccount": {
+        1: ("metadata", _OBJECT_META),
+        3: ("imagePullSecrets", ("repeated", _LOCAL_OBJECT_REFERENCE)),
+        4: ("automountServiceAccountToken", "bool"),
+    },
+    "ResourceQuota": {
+        1: ("metadata", _OBJECT_META),
+        2: ("spec", {1: ("hard", ("map", "quantity"))}),
+    },
+    "Role": _ROLE,
+    "ClusterRole": _ROLE,
+    "RoleBinding": _BINDING,
+    "ClusterRoleBinding": _BINDING,
 }
 
 
@@ -78,13 +151,41 @@ def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
     return fields
 
 
+def _value(raw: int | bytes, how: How) -> Any:
+    if how == "int":
+        return raw if isinstance(raw, int) else 0
+    if how == "bool":
+        return bool(raw)
+    if not isinstance(raw, bytes):
+        raise bad_request("malformed protobuf body")
+    if how == "string":
+        return raw.decode()
+    if how == "bytes":
+        return base64.b64encode(raw).decode()
+    if how == "quantity":
+        return dict(_fields(raw)).get(1, b"").decode()  # type: ignore[union-attr]
+    if isinstance(how, dict):
+        return _message(raw, how)
+    raise AssertionError(f"not a single-valued field: {how!r}")
+
+
 def _message(data: bytes, schema: Schema) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for number, value in _fields(data):
-        if number not in schema or not isinstance(value, bytes):
+    for number, raw in _fields(data):
+        if number not in schema:
             continue
-        name, nested = schema[number]
-        out[name] = value.decode() if nested is None else _message(value, nested)
+        name, how = schema[number]
+        if isinstance(how, tuple) and how[0] == "repeated":
+            out.setdefault(name, []).append(_value(raw, how[1]))
+        elif isinstance(how, tuple) and how[0] == "map":
+            entry = dict(_fields(raw)) if isinstance(raw, bytes) else {}
+            key = entry.get(1, b"")
+            key_text = key.decode() if isinstance(key, bytes) else str(key)
+            out.setdefault(name, {})[key_text] = _value(entry.get(2, b""), how[1])
+        else:
+            value = _value(raw, how)
+            if value != "" or how != "string":  # Go writes "" on the wire, omits it in JSON
+                out[name] = value
     return out
 
 
@@ -92,11 +193,9 @@ def decode(body: bytes) -> dict[str, Any]:
     if not body.startswith(_MAGIC):
         raise bad_request("protobuf body without the k8s envelope")
     envelope = dict(_fields(body[len(_MAGIC) :]))
-    type_meta = envelope.get(1)
-    raw = envelope.get(2, b"")
+    type_meta, raw = envelope.get(1, b""), envelope.get(2, b"")
     meta = dict(_fields(type_meta)) if isinstance(type_meta, bytes) else {}
-    api_version = meta.get(1, b"")
-    kind = meta.get(2, b"")
+    api_version, kind = meta.get(1, b""), meta.get(2, b"")
     kind_text = kind.decode() if isinstance(kind, bytes) else ""
     schema = _SCHEMAS.get(kind_text)
     if schema is None or not isinstance(raw, bytes):
@@ -109,57 +208,3 @@ def decode(body: bytes) -> dict[str, Any]:
     decoded["kind"] = kind_text
     decoded["apiVersion"] = api_version.decode() if isinstance(api_version, bytes) else ""
     return decoded
-
-
-# -- encoding: the OpenAPI v2 document kubectl 1.27/1.28 read ------------------------
-
-# Clients ask with "...spec.v2@v1.0+protobuf"; servers answer with this spelling.
-OPENAPI_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes | str) -> bytes:
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(data)) + data
-
-
-def _gvk_extension(group: str, version: str, kind: str) -> bytes:
-    yaml_text = f'group: "{group}"\nkind: {kind}\nversion: {version}\n'
-    any_value = _field(2, yaml_text)  # openapi.v2.Any.yaml
-    return _field(1, "x-kubernetes-group-version-kind") + _field(2, any_value)  # NamedAny
-
-
-def _query_parameter(name: str) -> bytes:
-    sub_schema = _field(2, "query") + _field(4, name) + _field(6, "string")
-    non_body = _field(3, sub_schema)  # NonBodyParameter.query_parameter_sub_schema
-    parameter = _field(2, non_body)  # Parameter.non_body_parameter
-    return _field(1, parameter)  # ParametersItem.parameter
-
-
-def openapi_v2(operations: list[tuple[str, str, str, str]]) -> bytes:
-    """A gnostic `openapi.v2.Document` with one PATCH per (path, group, version, kind).
-
-    kubectl 1.27/1.28 look there for the `fieldValidation` parameter and,
-    finding it, leave validation to the server.
-    """
-    paths = b""
-    for path, group, version, kind in operations:
-        operation = _field(5, f"patch{kind}")
-        for name in ("dryRun", "fieldManager", "fieldValidation"):
-            operation += _field(8, _query_parameter(name))
-        operation += _field(13, _gvk_extension(group, version, kind))
-        path_item = _field(8, operation)  # PathItem.patch
-        paths += _field(2, _field(1, path) + _field(2, path_item))  # Paths.path: NamedPathItem
-    info = _field(1, "Kubernetes") + _field(2, "v1.35.0+kubesim")
-    return _field(1, "2.0") + _field(2, info) + _field(8, paths)

@@ -8,7 +8,8 @@ printed in the real "exceeded quota" message) and the kubelet's scheduler
 Values are exact (`Fraction`), rounded up to nano units as the API server
 rounds them. Printing follows the server's canonical form, which keeps the
 quantity's format (DecimalSI "1500m", BinarySI "1536Mi", DecimalExponent
-"1e3"): a sum takes the format of its left operand, as `Quantity.Add` does.
+"1e3"): a sum takes the format of its left operand unless that is zero, as
+`Quantity.Add` does.
 
 Not here: the full `inf.Dec` arithmetic, or negative-exponent binary suffixes
 (the API has none).
@@ -54,10 +55,15 @@ class Quantity:
     # -- arithmetic, keeping the left operand's format --------------------------
 
     def __add__(self, other: Quantity) -> Quantity:
-        return Quantity(self.value + other.value, self.format)
+        return Quantity(self.value + other.value, self._format_with(other))
 
     def __sub__(self, other: Quantity) -> Quantity:
-        return Quantity(self.value - other.value, self.format)
+        return Quantity(self.value - other.value, self._format_with(other))
+
+    def _format_with(self, other: Quantity) -> Format:
+        # As `Quantity.Add`: a zero takes the other operand's format, so sums
+        # that start from zero print as "1Gi", not "1073741824".
+        return other.format if self.value == 0 else self.format
 
     def __lt__(self, other: Quantity) -> bool:
         return self.value < other.value

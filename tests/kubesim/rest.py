@@ -203,6 +203,9 @@ class Rest:
         else:
             meta.pop("namespace", None)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        for optional in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if optional in meta and not meta[optional]:
+                del meta[optional]  # Go's omitempty: an emptied map is not sent back
         validation.check_decodable(rtype, obj)
         defaults.apply(rtype, obj)
         return obj

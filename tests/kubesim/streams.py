@@ -113,6 +113,7 @@ class PortForwards:
 
     def __init__(self) -> None:
         self._stops: set[asyncio.Event] = set()
+        self.changed = asyncio.Condition()  # notified whenever a session ends
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[asyncio.Event]:
@@ -140,11 +141,15 @@ class PortForwards:
         if not ws.can_prepare(request).ok:
             raise bad_request("Upgrade request required")
         await ws.prepare(request)
-        with self._session() as stop:
-            try:
-                await _Session(ws, kubelet, pod, ports).run(stop)
-            finally:
-                await ws.close()
+        try:
+            with self._session() as stop:
+                try:
+                    await _Session(ws, kubelet, pod, ports).run(stop)
+                finally:
+                    await ws.close()
+        finally:
+            async with self.changed:
+                self.changed.notify_all()
         return ws
 
 
@@ -180,7 +185,10 @@ class _Session:
         self._pod = pod["metadata"]["name"]
         self._ports = ports
         self._base64 = "base64" in (ws.ws_protocol or "")
-        self._writers: dict[int, asyncio.StreamWriter] = {}
+        # Client bytes wait here until their port's connection is open, as the
+        # kubelet's stream buffers them; nothing sent early is lost.
+        self._inbound: list[asyncio.Queue[bytes]] = [asyncio.Queue() for _ in ports]
+        self._ended: set[int] = set()
         self._send_lock = asyncio.Lock()
 
     async def _send(self, channel: int, data: bytes) -> None:
@@ -218,20 +226,31 @@ class _Session:
         except (
             Exception
         ) as exc:  # any failure is reported on the error channel, as the kubelet does
+            self._ended.add(index)
             with contextlib.suppress(ConnectionError):
                 await self._send(2 * index + 1, str(exc).encode())
             return
-        self._writers[index] = writer
         try:
-            while chunk := await reader.read(_CHUNK):
-                await self._send(2 * index, chunk)
-        except ConnectionError:
-            pass
+            async with asyncio.TaskGroup() as group:
+                to_pod = group.create_task(self._to_pod(index, writer))
+                await self._from_pod(index, reader)
+                to_pod.cancel()
         finally:
-            self._writers.pop(index, None)
+            self._ended.add(index)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _from_pod(self, index: int, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(_CHUNK):
+                await self._send(2 * index, chunk)
+
+    async def _to_pod(self, index: int, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(await self._inbound[index].get())
+                await writer.drain()
 
     async def _from_client(self) -> None:
         async for message in self._ws:
@@ -241,8 +260,11 @@ class _Session:
                 channel, payload = int(message.data[0]), base64.b64decode(message.data[1:])
             else:
                 continue
-            writer = self._writers.get(channel // 2) if channel % 2 == 0 else None
-            if writer is not None and payload:
-                writer.write(payload)
-                with contextlib.suppress(ConnectionError):
-                    await writer.drain()
+            index = channel // 2
+            if (
+                channel % 2 == 0
+                and index < len(self._ports)
+                and index not in self._ended
+                and payload
+            ):
+                self._inbound[index].put_nowait(payload)

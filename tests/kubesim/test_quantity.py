@@ -1,3 +1,5 @@
+"""Quantity parsing and printing, against what the API server accepts and prints."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -87,6 +89,8 @@ def test_sums_keep_the_left_format_and_compare_by_amount() -> None:
     assert str(summed) == "1Gi"
     assert str(total([parse_quantity("500m"), parse_quantity("500m")])) == "1"
     assert str(total([])) == "0"
+    assert str(parse_quantity("0") + parse_quantity("1Gi")) == "1Gi"
+    assert str(parse_quantity("1k") + parse_quantity("1Ki")) == "2024"
     assert parse_quantity("1Gi") == parse_quantity("1073741824")
     assert parse_quantity("1") > parse_quantity("999m")
     assert parse_quantity("1.5").millis() == 1500

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from tests.kubesim import fixture
 from tests.kubesim.cluster import Cluster, ClusterConfig
 from tests.kubesim.control import ControlClient, ControlServer
 from tests.kubesim.fake_kubelet import FakeKubelet
@@ -85,7 +86,7 @@ class InProcess:
 
 @contextlib.contextmanager
 def cluster_in_thread(workdir: Path, **options: Any) -> Iterator[InProcess]:
-    socket_path = workdir / "control.sock"
+    socket_path = fixture.socket_path(workdir)
     cluster_config = ClusterConfig(
         kubeconfig=workdir / "admin.kubeconfig", state_dir=workdir / "state", **options
     )

@@ -17,12 +17,14 @@ Registered from `tests/conftest.py` with `pytest_plugins`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -110,6 +112,15 @@ class Kubesim:
         self.control.call("set_pull_delay", seconds=seconds)
 
 
+def socket_path(workdir: Path) -> Path:
+    """`workdir/control.sock`, or a short path if that exceeds the Unix socket limit."""
+    path = workdir / "control.sock"
+    if len(str(path)) < 100:
+        return path
+    digest = hashlib.sha256(str(workdir).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"kubesim-{digest}.sock"
+
+
 def _read_ready_line(process: subprocess.Popen[bytes], deadline: float) -> str:
     assert process.stdout is not None
     with selectors.DefaultSelector() as selector:
@@ -177,7 +188,7 @@ def run_kubesim(workdir: Path, *extra_args: str) -> Iterator[Kubesim]:
     """Start `python -m tests.kubesim` in its own process group; stop it on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "admin.kubeconfig"
-    control_socket = workdir / "control.sock"
+    control_socket = socket_path(workdir)
     log = (workdir / "kubesim.log").open("wb")
     process = subprocess.Popen(
         [

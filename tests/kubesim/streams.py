@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,9 @@ from aiohttp import WSMsgType, web
 
 from tests.kubesim.kubelet_protocol import PodStreams
 from tests.kubesim.requestinfo import is_true
-from tests.kubesim.status import bad_request
+from tests.kubesim.status import ApiError, bad_request
+
+logger = logging.getLogger(__name__)
 
 PROTOCOLS = (
     "v4.channel.k8s.io",
@@ -96,10 +99,13 @@ async def serve_log(
     try:
         first = await anext(chunks, None)  # an ApiError here is still an ordinary error response
         await response.prepare(request)
-        if first:
-            await response.write(first)
-            async for chunk in chunks:
-                await response.write(chunk)
+        try:
+            if first:
+                await response.write(first)
+                async for chunk in chunks:
+                    await response.write(chunk)
+        except ApiError as exc:  # too late for a status: end the stream, as a kubelet does
+            logger.info("kubesim: log stream of %s ended: %s", pod["metadata"]["name"], exc)
         await response.write_eof()
     finally:
         closer = getattr(chunks, "aclose", None)

@@ -9,7 +9,7 @@ import yaml
 from kubernetes import client
 
 from tests.kubesim.conftest import api_client
-from tests.kubesim.fixture import Kubesim, group_members, run_kubesim
+from tests.kubesim.fixture import Kubesim, group_members, run_kubesim, socket_path
 
 pytestmark = pytest.mark.kubesim
 
@@ -22,7 +22,7 @@ def test_kubesim_stops_without_leaving_a_process(tmp_path: Path) -> None:
         with api_client(sim.kubeconfig) as admin:
             assert client.CoreV1Api(admin).read_namespace("kube-system").status.phase == "Active"
     assert group_members(sim.pid) == []
-    assert not (tmp_path / "kubesim" / "control.sock").exists()
+    assert not socket_path(tmp_path / "kubesim").exists()
 
 
 def test_the_admin_kubeconfig_names_every_user(kubesim: Kubesim) -> None:

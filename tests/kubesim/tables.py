@@ -7,8 +7,7 @@ person looks at (pods, nodes, namespaces, events, secrets, configmaps,
 resource quotas); every other type gets the real default convertor's
 columns, Name and Created At.
 
-Not here: `-o wide` columns beyond pods and nodes; watch events as Tables
-(`kubectl get -w` receives plain objects).
+Not here: `-o wide` columns beyond pods and nodes.
 """
 
 from __future__ import annotations

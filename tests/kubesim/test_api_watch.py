@@ -150,3 +150,27 @@ def test_too_old_resource_version_is_gone(short_history: InProcess) -> None:
             ):
                 pass
         assert raised.value.status == 410
+
+
+def test_watch_as_table_for_kubectl_get_w(admin: client.ApiClient, kube_namespace: str) -> None:
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_config_map(kube_namespace, cm("one"))
+    core.create_namespaced_config_map(kube_namespace, cm("two"))
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    method, url, headers, *_ = admin.param_serialize(
+        "GET",
+        f"/api/v1/namespaces/{kube_namespace}/configmaps",
+        query_params=[("watch", "true"), ("timeoutSeconds", "5")],
+        header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
+    )
+    response = admin.call_api(method, url, header_params=headers)
+    try:
+        first, second = (json.loads(response.response.readline()) for _ in range(2))
+    finally:
+        response.response.release_conn()
+    assert first["object"]["kind"] == "Table"
+    assert [c["name"] for c in first["object"]["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert first["object"]["rows"][0]["cells"][0] == "one"
+    assert second["object"]["columnDefinitions"] == []
+    assert second["object"]["rows"][0]["cells"][0] == "two"

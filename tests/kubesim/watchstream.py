@@ -12,7 +12,10 @@ As the real server (watch cache) behaves:
 - `allowWatchBookmarks=true` adds BOOKMARK events with the current
   resourceVersion every `bookmark_interval` seconds of quiet.
 
-Not here: `sendInitialEvents` streaming lists, watch as Table.
+When kubectl asks for Tables (`kubectl get -w`), each event's object is a
+one-row Table; the column definitions come with the first event only.
+
+Not here: `sendInitialEvents` streaming lists.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.kubesim import tables
 from tests.kubesim.requestinfo import is_true
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError, bad_request
@@ -66,6 +70,9 @@ async def serve(
         await response.write_eof()
         return response
     loop = asyncio.get_running_loop()
+    as_table = tables.wants_table(request.headers.get("Accept", ""))
+    include = query.get("includeObject") or "Metadata"
+    first = True
     async with watch:
         await response.prepare(request)
         end = loop.time() + timeout
@@ -87,6 +94,14 @@ async def serve(
                 continue
             if event is None:
                 break
-            await response.write(_line(event.to_json()))
+            body = event.to_json()
+            if as_table:
+                table = tables.to_table(
+                    rtype, [body["object"]], str(event.resource_version), include
+                )
+                if not first:
+                    table["columnDefinitions"] = []  # headers travel with the first event only
+                body["object"], first = table, False
+            await response.write(_line(body))
     await response.write_eof()
     return response

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.kubesim import resources
-from tests.kubesim.quantity import parse_quantity
+from tests.kubesim.quantity import parse
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError, not_found
 from tests.kubesim.store import Obj, Store
@@ -129,37 +129,37 @@ def check_limit_ranges(store: Store, pod: Obj, namespace: str) -> None:
             res = container.get("resources") or {}
             requests, limits = res.get("requests") or {}, res.get("limits") or {}
             for name, bound in (item.get("min") or {}).items():
-                enforced = parse_quantity(str(bound))
+                enforced = parse(bound)
                 if name not in requests:
                     problems.append(
                         f"minimum {name} usage per Container is {enforced}.  "
                         "No request is specified"
                     )
-                elif parse_quantity(str(requests[name])) < enforced:
+                elif parse(requests[name]) < enforced:
                     problems.append(
                         f"minimum {name} usage per Container is {enforced}, but request is "
-                        f"{parse_quantity(str(requests[name]))}"
+                        f"{parse(requests[name])}"
                     )
-                elif name in limits and parse_quantity(str(limits[name])) < enforced:
+                elif name in limits and parse(limits[name]) < enforced:
                     problems.append(
                         f"minimum {name} usage per Container is {enforced}, but limit is "
-                        f"{parse_quantity(str(limits[name]))}"
+                        f"{parse(limits[name])}"
                     )
             for name, bound in (item.get("max") or {}).items():
-                enforced = parse_quantity(str(bound))
+                enforced = parse(bound)
                 if name not in limits:
                     problems.append(
                         f"maximum {name} usage per Container is {enforced}.  No limit is specified"
                     )
-                elif parse_quantity(str(limits[name])) > enforced:
+                elif parse(limits[name]) > enforced:
                     problems.append(
                         f"maximum {name} usage per Container is {enforced}, but limit is "
-                        f"{parse_quantity(str(limits[name]))}"
+                        f"{parse(limits[name])}"
                     )
-                elif name in requests and parse_quantity(str(requests[name])) > enforced:
+                elif name in requests and parse(requests[name]) > enforced:
                     problems.append(
                         f"maximum {name} usage per Container is {enforced}, but request is "
-                        f"{parse_quantity(str(requests[name]))}"
+                        f"{parse(requests[name])}"
                     )
     if problems:
         message = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"

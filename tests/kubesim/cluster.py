@@ -44,12 +44,6 @@ class NodeShape:
     gpu: int = 0
 
 
-DEFAULT_NODES = (
-    NodeShape(name="kubesim-node-1", cpu="8", memory="16Gi"),
-    NodeShape(name="kubesim-node-2", cpu="8", memory="16Gi", gpu=1),
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     kubeconfig: Path
@@ -57,7 +51,7 @@ class ClusterConfig:
     port: int = 0
     pull_delay: float = 0.0
     failing_images: frozenset[str] = frozenset()
-    nodes: tuple[NodeShape, ...] = DEFAULT_NODES
+    nodes: tuple[NodeShape, ...] | None = None  # None: the kubelet's own default nodes
     bookmark_interval: float = 60.0
     watch_timeout: float = 1800.0
     watch_history: int = 5000  # changes a watch can replay; older resourceVersions are 410
@@ -75,14 +69,17 @@ def real_kubelet(store: Store, config: ClusterConfig) -> KubeletLike | None:
             raise
         logger.warning("kubesim: tests/kubesim/kubelet.py is missing; running without a kubelet")
         return None
-    nodes = tuple(
-        module.NodeSpec(name=n.name, cpu=n.cpu, memory=n.memory, gpu=n.gpu) for n in config.nodes
-    )
+    options: dict[str, object] = {}
+    if config.nodes is not None:
+        options["nodes"] = tuple(
+            module.NodeSpec(name=n.name, cpu=n.cpu, memory=n.memory, gpu=n.gpu)
+            for n in config.nodes
+        )
     kubelet_config = module.KubeletConfig(
-        nodes=nodes,
         pull_delay=config.pull_delay,
         failing_images=config.failing_images,
         state_dir=config.state_dir,
+        **options,
     )
     made: KubeletLike = module.Kubelet(store, kubelet_config)
     return made

@@ -28,7 +28,7 @@ import base64
 from typing import Any
 
 from tests.kubesim import resources
-from tests.kubesim.quantity import parse_quantity
+from tests.kubesim.quantity import parse
 from tests.kubesim.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -133,8 +133,7 @@ def qos_class(pod: Obj) -> str:
             if name in requests or name in limits:
                 any_set = True
             if name not in limits or (
-                name in requests
-                and parse_quantity(str(requests[name])) != parse_quantity(str(limits[name]))
+                name in requests and parse(requests[name]) != parse(limits[name])
             ):
                 guaranteed = False
     if not any_set:

@@ -18,10 +18,15 @@ The rules are the real server's:
 
 `Preconditions` (uid, resourceVersion) that do not match are a 409
 Conflict, as on a real server.
+
+Controllers (the garbage collector, DaemonSet and Job controllers) delete
+pods with `delete_pod`, the same rule as a client's DELETE; `owned_by` and
+`owner_reference` are the ownerReferences helpers they share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -148,3 +153,28 @@ def _delete_namespace(store: Store, namespace: Obj, options: DeleteOptions) -> O
         obj.setdefault("status", {})["phase"] = "Terminating"
 
     return Outcome(store.mutate(resources.NAMESPACES, None, name, terminate), False)
+
+
+def delete_pod(store: Store, pod: Obj, *, grace: int | None = None) -> None:
+    """DELETE `pod` as a controller's client would: only if it is still the same object
+    (uid precondition), with its own grace period unless `grace` is given; gone already
+    is fine."""
+    meta = pod["metadata"]
+    options = DeleteOptions(grace_period_seconds=grace, uid=meta.get("uid"))
+    with contextlib.suppress(ApiError):  # 404: already gone; 409: a newer pod of that name
+        delete(store, resources.PODS, meta.get("namespace", "default"), meta["name"], options)
+
+
+def owned_by(pod: Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+
+
+def owner_reference(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

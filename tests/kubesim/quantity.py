@@ -9,7 +9,9 @@ Values are exact (`Fraction`), rounded up to nano units as the API server
 rounds them. Printing follows the server's canonical form, which keeps the
 quantity's format (DecimalSI "1500m", BinarySI "1536Mi", DecimalExponent
 "1e3"): a sum takes the format of its left operand unless that is zero, as
-`Quantity.Add` does.
+`Quantity.Add` does. `parse` gives the whole quantity; `parse_quantity`,
+`parse_cpu`, `parse_memory`, `format_cpu` and `format_memory` are the
+scheduler's shorthands (exact value, millicores, bytes).
 
 Not here: the full `inf.Dec` arithmetic, or negative-exponent binary suffixes
 (the API has none).
@@ -107,8 +109,8 @@ class Quantity:
 ZERO = Quantity(Fraction(0))
 
 
-def parse_quantity(text: str) -> Quantity:
-    """Parse a quantity; `QuantityError` carries the server's message."""
+def parse(text: str | int | float) -> Quantity:
+    """Parse a quantity, keeping its format; `QuantityError` carries the server's message."""
     text = text.strip() if isinstance(text, str) else str(text)
     match = _QUANTITY.match(text)
     if not match:
@@ -135,11 +137,39 @@ def parse_quantity(text: str) -> Quantity:
     return Quantity(sign * amount, fmt)
 
 
+# -- shorthands for the scheduler: exact values, CPU in millicores, sizes in units --
+
+
+def parse_quantity(text: str | int | float) -> Fraction:
+    """The exact amount in base units: "1Gi" -> 1073741824, "500m" -> 1/2."""
+    return parse(text).value
+
+
+def parse_cpu(text: str | int | float) -> int:
+    """CPU in millicores, rounded up ("500m" -> 500, "1" -> 1000, "0.1" -> 100)."""
+    return parse(text).millis()
+
+
+def parse_memory(text: str | int | float) -> int:
+    """Memory (or any countable resource) in whole units, rounded up ("1Gi" -> 1073741824)."""
+    return parse(text).units()
+
+
+def format_cpu(millicores: int) -> str:
+    """Millicores as the API prints CPU: 2000 -> "2", 250 -> "250m"."""
+    return canonical(Fraction(millicores, 1000), Format.DECIMAL_SI)
+
+
+def format_memory(size: int) -> str:
+    """Bytes as the API prints binary sizes: 1073741824 -> "1Gi", 1000 -> "1000"."""
+    return canonical(Fraction(size), Format.BINARY_SI)
+
+
 def is_quantity(value: object) -> bool:
     if not isinstance(value, (str, int, float)):
         return False
     try:
-        parse_quantity(str(value))
+        parse(str(value))
     except QuantityError:
         return False
     return True

@@ -34,14 +34,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tests.kubesim import resources
-from tests.kubesim.quantity import ZERO, Quantity, parse_quantity
+from tests.kubesim.quantity import ZERO, Quantity, parse
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError
 from tests.kubesim.store import Store
 
 Usage = dict[str, Quantity]
 
-_ONE = parse_quantity("1")
+_ONE = parse("1")
 _COMPUTE_REQUIRED = {
     "cpu",
     "memory",
@@ -69,7 +69,7 @@ def _sum(lists: Iterable[Mapping[str, Any]]) -> Usage:
     result: Usage = {}
     for listing in lists:
         for name, value in listing.items():
-            result[name] = result.get(name, ZERO) + parse_quantity(str(value))
+            result[name] = result.get(name, ZERO) + parse(value)
     return result
 
 
@@ -81,7 +81,7 @@ def _pod_totals(pod: Mapping[str, Any], section: str) -> Usage:
     total = _sum(listings)
     for init in spec.get("initContainers") or []:
         for name, value in ((init.get("resources") or {}).get(section) or {}).items():
-            quantity = parse_quantity(str(value))
+            quantity = parse(value)
             if quantity > total.get(name, ZERO):
                 total[name] = quantity
     return total
@@ -152,9 +152,7 @@ def namespace_usage(store: Store, namespace: str, names: Iterable[str]) -> Usage
 
 
 def _hard(quota: Mapping[str, Any]) -> Usage:
-    return {
-        k: parse_quantity(str(v)) for k, v in ((quota.get("spec") or {}).get("hard") or {}).items()
-    }
+    return {k: parse(v) for k, v in ((quota.get("spec") or {}).get("hard") or {}).items()}
 
 
 def _pretty(usage: Mapping[str, Quantity]) -> str:
@@ -180,8 +178,8 @@ def _missing_constraints(pod: Mapping[str, Any], required: set[str]) -> str | No
     missing: dict[str, set[str]] = {}
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         res = container.get("resources") or {}
-        requests = {k: parse_quantity(str(v)) for k, v in (res.get("requests") or {}).items()}
-        limits = {k: parse_quantity(str(v)) for k, v in (res.get("limits") or {}).items()}
+        requests = {k: parse(v) for k, v in (res.get("requests") or {}).items()}
+        limits = {k: parse(v) for k, v in (res.get("limits") or {}).items()}
         for name in required - set(compute_usage(requests, limits)):
             missing.setdefault(name, set()).add(container.get("name") or "")
     if not missing:

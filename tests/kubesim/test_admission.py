@@ -11,6 +11,8 @@ from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.kubesim
 
+UNSCHEDULED = "kubesim-api-tests"  # no scheduler: pods stay put, whatever runs in the cluster
+
 
 def status_of(error: ApiException) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(error.body)
@@ -28,7 +30,8 @@ def pod(
     return {
         "metadata": {"name": name},
         "spec": {
-            "containers": [{"name": "kernel", "image": "python:3.11", "resources": resources}]
+            "schedulerName": UNSCHEDULED,
+            "containers": [{"name": "kernel", "image": "python:3.11", "resources": resources}],
         },
     }
 

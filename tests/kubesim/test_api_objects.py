@@ -14,12 +14,20 @@ from tests.kubesim.fixture import Kubesim
 pytestmark = pytest.mark.kubesim
 
 
+# No scheduler serves this name, so these pods stay unscheduled, and untouched by a
+# kubelet, however the cluster is set up: these tests are about the API alone.
+UNSCHEDULED = "kubesim-api-tests"
+
+
 def pod_body(name: str, *, image: str = "python:3.11", **labels: str) -> dict[str, object]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "main", "image": image, "command": ["sleep", "60"]}]},
+        "spec": {
+            "schedulerName": UNSCHEDULED,
+            "containers": [{"name": "main", "image": image, "command": ["sleep", "60"]}],
+        },
     }
 
 
@@ -158,7 +166,7 @@ def test_pod_defaults_are_the_servers(admin: client.ApiClient, kube_namespace: s
     assert spec["restartPolicy"] == "Always"
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["dnsPolicy"] == "ClusterFirst"
-    assert spec["schedulerName"] == "default-scheduler"
+    assert spec["schedulerName"] == UNSCHEDULED  # kept; the default is tested below
     assert spec["enableServiceLinks"] is True
     assert spec["serviceAccountName"] == "default"
     main, side = spec["containers"]
@@ -168,6 +176,13 @@ def test_pod_defaults_are_the_servers(admin: client.ApiClient, kube_namespace: s
     assert main["terminationMessagePolicy"] == "File"
     assert side["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}  # copied from limits
     assert pod["status"] == {"phase": "Pending", "qosClass": "Burstable"}
+    body = pod_body("default-scheduler")
+    del body["spec"]["schedulerName"]  # type: ignore[attr-defined]
+    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1", "memory": "1Gi"}}  # type: ignore[index]
+    created = core.create_namespaced_pod(kube_namespace, body)
+    core.delete_namespaced_pod("default-scheduler", kube_namespace, grace_period_seconds=0)
+    assert created.spec.scheduler_name == "default-scheduler"
+    assert created.status.qos_class == "Guaranteed"
 
 
 def test_secret_string_data_becomes_data(admin: client.ApiClient, kube_namespace: str) -> None:

@@ -106,7 +106,8 @@ def test_create_get_json_and_delete(kubectl: Kubectl, kube_namespace: str, tmp_p
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n"
-        "spec:\n  containers:\n  - name: app\n    image: python:3.11\n    command: [sleep, '60']\n"
+        "spec:\n  schedulerName: kubesim-api-tests\n"  # stays Pending whatever else runs
+        "  containers:\n  - name: app\n    image: python:3.11\n    command: [sleep, '60']\n"
     )
     created = kubectl("create", "-f", str(manifest), "-n", kube_namespace)
     assert created.stdout.strip() == "pod/web created"

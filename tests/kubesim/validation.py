@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.kubesim import resources
-from tests.kubesim.quantity import QuantityError, parse_quantity
+from tests.kubesim.quantity import QuantityError, parse
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError, bad_request, invalid
 
@@ -204,13 +204,13 @@ def check_decodable(rtype: ResourceType, obj: Mapping[str, Any]) -> None:
         for _, listing in _container_resource_lists(obj):
             for value in listing.values():
                 try:
-                    parse_quantity(str(value))
+                    parse(value)
                 except QuantityError as exc:
                     raise _undecodable(rtype, str(exc)) from None
     if rtype is resources.RESOURCEQUOTAS:
         for value in ((obj.get("spec") or {}).get("hard") or {}).values():
             try:
-                parse_quantity(str(value))
+                parse(value)
             except QuantityError as exc:
                 raise _undecodable(rtype, str(exc)) from None
     if rtype is resources.SECRETS:
@@ -264,7 +264,7 @@ def _resource_causes(path: str, res: Mapping[str, Any]) -> list[Cause]:
     requests, limits = res.get("requests") or {}, res.get("limits") or {}
     for section, listing in (("limits", limits), ("requests", requests)):
         for name, value in listing.items():
-            if parse_quantity(str(value)).value < 0:
+            if parse(value).value < 0:
                 causes.append(
                     _invalid(
                         f"{path}.resources.{section}[{name}]",
@@ -273,12 +273,12 @@ def _resource_causes(path: str, res: Mapping[str, Any]) -> list[Cause]:
                     )
                 )
     for name, request in requests.items():
-        if name in limits and parse_quantity(str(request)) > parse_quantity(str(limits[name])):
-            limit = parse_quantity(str(limits[name]))
+        if name in limits and parse(request) > parse(limits[name]):
+            limit = parse(limits[name])
             causes.append(
                 _invalid(
                     f"{path}.resources.requests",
-                    str(parse_quantity(str(request))),
+                    str(parse(request)),
                     f"must be less than or equal to {name} limit of {limit}",
                 )
             )

@@ -10,6 +10,11 @@ from tests.kubesim.quantity import (
     PARSE_ERROR,
     Format,
     QuantityError,
+    format_cpu,
+    format_memory,
+    parse,
+    parse_cpu,
+    parse_memory,
     parse_quantity,
     total,
 )
@@ -33,7 +38,7 @@ from tests.kubesim.quantity import (
     ],
 )
 def test_parse(text: str, value: Fraction, fmt: Format) -> None:
-    quantity = parse_quantity(text)
+    quantity = parse(text)
     assert quantity.value == value
     assert quantity.format is fmt
 
@@ -41,12 +46,12 @@ def test_parse(text: str, value: Fraction, fmt: Format) -> None:
 @pytest.mark.parametrize("text", ["", "abc", "1x", "1ki", "--1", "1.2.3", "m", "1 Gi"])
 def test_refuses_what_the_server_refuses(text: str) -> None:
     with pytest.raises(QuantityError):
-        parse_quantity(text)
+        parse(text)
 
 
 def test_the_error_is_the_servers_message() -> None:
     with pytest.raises(QuantityError) as raised:
-        parse_quantity("abc")
+        parse("abc")
     assert str(raised.value) == (
         "quantities must match the regular expression "
         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
@@ -55,7 +60,7 @@ def test_the_error_is_the_servers_message() -> None:
 
 
 def test_finer_than_nano_rounds_up() -> None:
-    assert parse_quantity("0.0000000001").value == Fraction(1, 10**9)
+    assert parse("0.0000000001").value == Fraction(1, 10**9)
 
 
 @pytest.mark.parametrize(
@@ -81,18 +86,45 @@ def test_finer_than_nano_rounds_up() -> None:
     ],
 )
 def test_canonical_text(text: str, printed: str) -> None:
-    assert str(parse_quantity(text)) == printed
+    assert str(parse(text)) == printed
 
 
 def test_sums_keep_the_left_format_and_compare_by_amount() -> None:
-    summed = total([parse_quantity("512Mi"), parse_quantity("512Mi")])
+    summed = total([parse("512Mi"), parse("512Mi")])
     assert str(summed) == "1Gi"
-    assert str(total([parse_quantity("500m"), parse_quantity("500m")])) == "1"
+    assert str(total([parse("500m"), parse("500m")])) == "1"
     assert str(total([])) == "0"
-    assert str(parse_quantity("0") + parse_quantity("1Gi")) == "1Gi"
-    assert str(parse_quantity("1k") + parse_quantity("1Ki")) == "2024"
-    assert parse_quantity("1Gi") == parse_quantity("1073741824")
-    assert parse_quantity("1") > parse_quantity("999m")
-    assert parse_quantity("1.5").millis() == 1500
-    assert parse_quantity("1Ki").units() == 1024
-    assert parse_quantity("1m").units() == 1
+    assert str(parse("0") + parse("1Gi")) == "1Gi"
+    assert str(parse("1k") + parse("1Ki")) == "2024"
+    assert parse("1Gi") == parse("1073741824")
+    assert parse("1") > parse("999m")
+    assert parse("1.5").millis() == 1500
+    assert parse("1Ki").units() == 1024
+    assert parse("1m").units() == 1
+
+
+def test_scheduler_shorthands() -> None:
+    assert [parse_cpu(v) for v in ("500m", "1", "0.1", "2.5", "1e3", "1u", 2)] == [
+        500,
+        1000,
+        100,
+        2500,
+        1_000_000,
+        1,
+        2000,
+    ]
+    assert [parse_memory(v) for v in ("1Gi", "1G", "1.5Gi", "100m", 128974848)] == [
+        2**30,
+        10**9,
+        3 * 2**29,
+        1,
+        128974848,
+    ]
+    assert parse_quantity("1.5k") == Fraction(1500)
+    assert (format_cpu(2000), format_cpu(250), format_cpu(1500)) == ("2", "250m", "1500m")
+    # Binary sizes below 1Ki print as decimal, as the server's CanonicalizeBytes does.
+    assert (format_memory(2**30), format_memory(3 * 2**20), format_memory(1000)) == (
+        "1Gi",
+        "3Mi",
+        "1k",
+    )

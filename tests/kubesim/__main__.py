@@ -34,10 +34,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--fail-image",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="NAME",
-        help="an image whose pulls fail",
+        help="images whose pulls fail (the flag may repeat)",
     )
     parser.add_argument("--control-socket", type=Path, help="Unix socket for fault commands")
     parser.add_argument(

@@ -122,10 +122,6 @@ class ApiServer:
     def listening(self) -> bool:
         return self._server is not None
 
-    @property
-    def authorizer(self) -> Authorizer:
-        return self._authorizer
-
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ApiServer]:
         """Listen until the block ends; fault timers live in this block's task group."""

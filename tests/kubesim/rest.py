@@ -27,7 +27,7 @@ from aiohttp import web
 
 from tests.kubesim import admission, defaults, deletion, quota, resources, tables, validation
 from tests.kubesim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from tests.kubesim.requestinfo import RequestInfo, is_true
+from tests.kubesim.requestinfo import RequestInfo
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError, bad_request, invalid, unsupported_media_type
 from tests.kubesim.store import Obj, Store
@@ -430,7 +430,3 @@ class Rest:
                 "items": deleted,
             }
         )
-
-
-def is_watch(info: RequestInfo, query: dict[str, str]) -> bool:
-    return info.verb == "watch" or (info.verb == "list" and is_true(query.get("watch")))

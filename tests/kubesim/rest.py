@@ -259,13 +259,14 @@ class Rest:
             if kept in current["metadata"]:
                 new["metadata"][kept] = current["metadata"][kept]
         if call.info.subresource == "status":
-            status = new.get("status")
+            status, sent_rv = new.get("status"), new["metadata"].get("resourceVersion")
             new = copy.deepcopy(current)
             if status is None:
                 new.pop("status", None)
             else:
                 new["status"] = status
-            new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            if sent_rv:  # a stale one is a 409, as for the main resource
+                new["metadata"]["resourceVersion"] = sent_rv
         elif "status" in rtype.subresources:
             if "status" in current:
                 new["status"] = copy.deepcopy(current["status"])

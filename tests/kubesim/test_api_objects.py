@@ -297,8 +297,13 @@ def test_status_subresource_changes_only_status(
     assert pod.status.phase == "Running"
     assert not (pod.metadata.labels or {}).get("ignored")
     # ... and the main resource ignores status.
+    stale = core.read_namespaced_pod("p", kube_namespace)
     core.patch_namespaced_pod("p", kube_namespace, {"status": {"phase": "Failed"}})
     assert core.read_namespaced_pod_status("p", kube_namespace).status.phase == "Running"
+    core.patch_namespaced_pod("p", kube_namespace, {"metadata": {"labels": {"x": "1"}}})
+    with pytest.raises(ApiException) as raised:
+        core.replace_namespaced_pod_status("p", kube_namespace, stale)
+    assert raised.value.status == 409
 
 
 def test_unscheduled_pod_is_deleted_at_once(admin: client.ApiClient, kube_namespace: str) -> None:

@@ -1,0 +1,196 @@
+"""Test helpers for driving the kubelet in-process on a Store (no HTTP).
+
+`cluster` starts a Kubelet on a fresh Store with short back-offs and stops it
+(checking that nothing is left) at teardown; `wait_for` waits on a watch for
+an object to satisfy a condition (no polling, a deadline); `Relay` bridges
+local TCP listeners to a pod's ports through `open_port`, which is how the
+tests give jupyter_client a way in, as `kubectl port-forward` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kubesim import resources
+from tests.kubesim.kubelet import Kubelet, KubeletConfig, PortForwardError
+from tests.kubesim.resources import ResourceType
+from tests.kubesim.store import Obj, Store
+
+
+@dataclass
+class Cluster:
+    store: Store
+    kubelet: Kubelet
+    state_dir: Path
+
+    def create_pod(self, spec: Obj, *, name: str, namespace: str = "default", **meta: Any) -> Obj:
+        pod = {"metadata": {"name": name, "namespace": namespace, **meta}, "spec": spec}
+        spec.setdefault("terminationGracePeriodSeconds", 1)
+        return self.store.create(resources.PODS, pod)
+
+    def events(self, name: str, namespace: str = "default") -> list[tuple[str, str, str]]:
+        items, _ = self.store.list(resources.EVENTS, namespace)
+        return [
+            (e["type"], e["reason"], e["message"])
+            for e in sorted(items, key=lambda e: int(e["metadata"]["resourceVersion"]))
+            if e["involvedObject"]["name"] == name
+        ]
+
+    async def delete_pod(self, name: str, *, grace: float | None = None, namespace: str = "default") -> None:
+        """What the API server does for a DELETE of a bound pod: mark it, the kubelet finishes."""
+
+        def mark(pod: Obj) -> None:
+            pod["metadata"]["deletionTimestamp"] = "2000-01-01T00:00:00Z"
+            spec_grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
+            pod["metadata"]["deletionGracePeriodSeconds"] = spec_grace if grace is None else grace
+
+        self.store.mutate(resources.PODS, namespace, name, mark)
+
+
+def make_store() -> Store:
+    store = Store()
+    store.create(resources.NAMESPACES, {"metadata": {"name": "default"}})
+    return store
+
+
+@contextlib.asynccontextmanager
+async def running_kubelet(store: Store, config: KubeletConfig) -> AsyncIterator[Kubelet]:
+    kubelet = Kubelet(store, config)
+    task = asyncio.create_task(kubelet.run())
+    try:
+        yield kubelet
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    store = make_store()
+    config = KubeletConfig(
+        state_dir=tmp_path / "kubelet",
+        restart_backoff_base=0.2,
+        image_backoff_base=0.2,
+        backoff_cap=2.0,
+    )
+    async with running_kubelet(store, config) as kubelet:
+        yield Cluster(store, kubelet, tmp_path / "kubelet")
+    assert not (tmp_path / "kubelet" / "pods").exists()
+    leftover = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(tmp_path) in line]
+    assert leftover == []
+
+
+async def wait_for(
+    store: Store,
+    rtype: ResourceType,
+    namespace: str | None,
+    name: str,
+    condition: Callable[[Obj | None], bool],
+    *,
+    timeout: float = 20,
+) -> Obj | None:
+    """Wait (on a watch) until the object satisfies `condition`; None means it is gone."""
+    watch = store.watch(rtype, namespace, field_selector=f"metadata.name={name}")
+    current = store.try_get(rtype, namespace, name)
+    try:
+        async with asyncio.timeout(timeout):
+            if condition(current):
+                return current
+            async for event in watch:
+                current = None if event.type == "DELETED" else event.object
+                if condition(current):
+                    return current
+    except TimeoutError:
+        raise AssertionError(f"{rtype.kind} {name} never got there; last seen: {current}") from None
+    finally:
+        watch.close()
+    raise AssertionError("watch closed")
+
+
+def phase_is(*phases: str) -> Callable[[Obj | None], bool]:
+    return lambda pod: pod is not None and pod.get("status", {}).get("phase") in phases
+
+
+def waiting_reason(pod: Obj | None, container: int = 0) -> str | None:
+    if pod is None:
+        return None
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    if len(statuses) <= container:
+        return None
+    return (statuses[container]["state"].get("waiting") or {}).get("reason")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+class Relay:
+    """Local listeners on 127.0.0.1 that forward each connection to a pod port via open_port."""
+
+    def __init__(self, kubelet: Kubelet, namespace: str, pod: str) -> None:
+        self._kubelet = kubelet
+        self._namespace = namespace
+        self._pod = pod
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[str] = []
+
+    async def listen(self, pod_port: int) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                await self._pipe(reader, writer, pod_port)
+            finally:
+                self._tasks.discard(task)
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        try:
+            pod_reader, pod_writer = await self._kubelet.open_port(self._namespace, self._pod, port)
+        except PortForwardError as error:
+            self.errors.append(str(error))
+            return
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(OSError):
+                dst.write_eof()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(copy(reader, pod_writer))
+                group.create_task(copy(pod_reader, writer))
+        finally:
+            pod_writer.close()
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()

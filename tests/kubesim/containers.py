@@ -106,6 +106,8 @@ class ContainerRunner:
             if self.process is not None:
                 code = await self.process.kill()
                 self._record_exit(code)
+            for log in self.logs.values():
+                log.finish()
 
     def _should_restart(self, code: int) -> bool:
         policy = self.worker.restart_policy

@@ -44,7 +44,9 @@ class Cluster:
             if e["involvedObject"]["name"] == name
         ]
 
-    async def delete_pod(self, name: str, *, grace: float | None = None, namespace: str = "default") -> None:
+    async def delete_pod(
+        self, name: str, *, grace: float | None = None, namespace: str = "default"
+    ) -> None:
         """What the API server does for a DELETE of a bound pod: mark it, the kubelet finishes."""
 
         def mark(pod: Obj) -> None:
@@ -85,7 +87,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with running_kubelet(store, config) as kubelet:
         yield Cluster(store, kubelet, tmp_path / "kubelet")
     assert not (tmp_path / "kubelet" / "pods").exists()
-    leftover = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(tmp_path) in line]
+    leftover = [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if str(tmp_path) in line
+    ]
     assert leftover == []
 
 
@@ -163,7 +169,9 @@ class Relay:
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
+    ) -> None:
         try:
             pod_reader, pod_writer = await self._kubelet.open_port(self._namespace, self._pod, port)
         except PortForwardError as error:

@@ -41,7 +41,13 @@ def kernel_pod(cluster: Cluster, name: str) -> dict[str, Any]:
                 {
                     "name": "kernel",
                     "image": "quay.io/jupyter/base-notebook:2024-05-01",
-                    "command": ["python", "-m", "ipykernel_launcher", "-f", "/etc/jkctl/connection.json"],
+                    "command": [
+                        "python",
+                        "-m",
+                        "ipykernel_launcher",
+                        "-f",
+                        "/etc/jkctl/connection.json",
+                    ],
                     "volumeMounts": [{"name": "conn", "mountPath": "/etc/jkctl", "readOnly": True}],
                 }
             ],
@@ -93,7 +99,10 @@ async def test_kernel_in_a_pod_through_open_port(cluster: Cluster) -> None:
     worker_pid = cluster.kubelet._worker("default", "kernel-a").runners["kernel"].process.pid  # type: ignore[union-attr]
     assert worker_pid and pid_alive(worker_pid)
     await cluster.delete_pod("kernel-a")
-    assert await wait_for(cluster.store, resources.PODS, "default", "kernel-a", lambda p: p is None) is None
+    assert (
+        await wait_for(cluster.store, resources.PODS, "default", "kernel-a", lambda p: p is None)
+        is None
+    )
     assert not pid_alive(worker_pid)
 
 

@@ -1,0 +1,557 @@
+"""The kubelet's pod lifecycle, driven in-process on a Store: status, events, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.kubesim import resources
+from tests.kubesim.kubelet import PortForwardError
+from tests.kubesim.kubelet_fixtures import (
+    Cluster,
+    cluster,
+    phase_is,
+    pid_alive,
+    wait_for,
+    waiting_reason,
+)
+from tests.kubesim.status import ApiError
+from tests.kubesim.store import Obj
+
+__all__ = ["cluster"]
+
+
+def sh(script: str, **extra: object) -> dict[str, object]:
+    return {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script], **extra}
+
+
+async def running(cluster: Cluster, name: str) -> Obj:
+    pod = await wait_for(cluster.store, resources.PODS, "default", name, phase_is("Running"))
+    assert pod is not None
+    return pod
+
+
+async def read_log(cluster: Cluster, name: str, **options: object) -> bytes:
+    chunks = []
+    kwargs = {
+        "container": None,
+        "follow": False,
+        "tail_lines": None,
+        "previous": False,
+        "timestamps": False,
+    }
+    kwargs.update(options)
+    async with asyncio.timeout(10):
+        async for chunk in cluster.kubelet.log_stream("default", name, **kwargs):  # type: ignore[arg-type]
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
+    seen = b""
+    stream = cluster.kubelet.log_stream(
+        "default",
+        name,
+        container=None,
+        follow=True,
+        tail_lines=None,
+        previous=False,
+        timestamps=False,
+    )
+    async with asyncio.timeout(10):
+        async for chunk in stream:
+            seen += chunk
+            if text in seen:
+                break
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_pod_runs_with_status_events_and_logs(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("echo hello; echo oops >&2; sleep 30")]}, name="p")
+    pod = await running(cluster, "p")
+    status = pod["status"]
+    assert status["podIP"].startswith("10.244.") and status["hostIP"].startswith("172.18.0.")
+    assert [c["type"] for c in status["conditions"]] == [
+        "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled",
+    ]  # fmt: skip
+    assert all(c["status"] == "True" for c in status["conditions"])
+    (container,) = status["containerStatuses"]
+    assert container["ready"] and container["started"] and container["restartCount"] == 0
+    assert container["image"] == "docker.io/library/busybox:1.36"
+    assert container["imageID"].startswith("docker.io/library/busybox@sha256:")
+    assert container["containerID"].startswith("containerd://")
+    assert "startedAt" in container["state"]["running"]
+    assert status["qosClass"] == "BestEffort"
+    reasons = [reason for _, reason, _ in cluster.events("p")]
+    assert reasons == ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+    messages = dict((reason, message) for _, reason, message in cluster.events("p"))
+    assert messages["Scheduled"] == f"Successfully assigned default/p to {pod['spec']['nodeName']}"
+    assert messages["Created"] == "Created container main"
+    assert messages["Pulled"].startswith('Successfully pulled image "busybox:1.36" in ')
+
+    async with asyncio.timeout(10):
+        stream = cluster.kubelet.log_stream(
+            "default",
+            "p",
+            container=None,
+            follow=True,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+        )
+        seen = b""
+        async for chunk in stream:
+            seen += chunk
+            if b"oops" in seen and b"hello" in seen:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+    stamped = await read_log(cluster, "p", timestamps=True, tail_lines=1)
+    assert stamped.endswith(b"Z oops\n") or stamped.endswith(b"Z hello\n")
+    with pytest.raises(ApiError) as raised:
+        cluster.kubelet.log_stream(
+            "default",
+            "p",
+            container=None,
+            follow=False,
+            tail_lines=None,
+            previous=True,
+            timestamps=False,
+        )
+    assert raised.value.code == 400
+    assert raised.value.message == 'previous terminated container "main" in pod "p" not found'
+
+
+async def test_log_container_selection_errors(cluster: Cluster) -> None:
+    cluster.create_pod(
+        {
+            "containers": [sh("sleep 30"), sh("sleep 30", name="side")],
+            "nodeSelector": {"none": "x"},
+        },
+        name="two",
+    )
+    with pytest.raises(ApiError) as raised:
+        cluster.kubelet.log_stream(
+            "default",
+            "two",
+            container=None,
+            follow=False,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+        )
+    assert (
+        raised.value.message
+        == "a container name must be specified for pod two, choose one of: [main side]"
+    )
+    with pytest.raises(ApiError) as raised:
+        cluster.kubelet.log_stream(
+            "default",
+            "two",
+            container="nope",
+            follow=False,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+        )
+    assert raised.value.message == "container nope is not valid for pod two"
+    cluster.kubelet.set_pull_delay(30)
+    cluster.create_pod({"containers": [sh("sleep 30")]}, name="slow")
+    await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "slow",
+        lambda p: bool(p and p["spec"].get("nodeName")),
+    )
+    await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "slow",
+        lambda p: waiting_reason(p) == "ContainerCreating",
+    )
+    with pytest.raises(ApiError) as raised:
+        cluster.kubelet.log_stream(
+            "default",
+            "slow",
+            container=None,
+            follow=False,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+        )
+    assert (
+        raised.value.message
+        == 'container "main" in pod "slow" is waiting to start: ContainerCreating'
+    )
+
+
+async def test_unknown_image_backs_off(cluster: Cluster) -> None:
+    cluster.kubelet.fail_images("example.com/nosuch:1")
+    cluster.create_pod(
+        {"containers": [{"name": "main", "image": "example.com/nosuch:1"}]}, name="bad"
+    )
+    await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "bad",
+        lambda p: waiting_reason(p) == "ErrImagePull",
+    )
+    pod = await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "bad",
+        lambda p: waiting_reason(p) == "ImagePullBackOff",
+    )
+    assert pod is not None and pod["status"]["phase"] == "Pending"
+    waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["message"] == 'Back-off pulling image "example.com/nosuch:1"'
+    events = cluster.events("bad")
+    assert ("Warning", "Failed", "Error: ErrImagePull") in events
+    assert ("Normal", "BackOff", 'Back-off pulling image "example.com/nosuch:1"') in events
+    assert ("Warning", "Failed", "Error: ImagePullBackOff") in events
+    assert (
+        "Warning",
+        "Failed",
+        'Failed to pull image "example.com/nosuch:1": rpc error: code = NotFound desc = failed to '
+        'pull and unpack image "example.com/nosuch:1": failed to resolve reference '
+        '"example.com/nosuch:1": example.com/nosuch:1: not found',
+    ) in events
+    with pytest.raises(ApiError) as raised:
+        cluster.kubelet.log_stream(
+            "default",
+            "bad",
+            container=None,
+            follow=False,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+        )
+    assert "is waiting to start" in raised.value.message
+
+
+async def test_never_pull_waits_for_the_image(cluster: Cluster) -> None:
+    spec = {
+        "containers": [{"name": "main", "image": "prepulled:1", "imagePullPolicy": "Never"}],
+        "nodeSelector": {"kubernetes.io/hostname": "kubesim-cpu"},
+    }
+    cluster.create_pod(spec, name="never")
+    await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "never",
+        lambda p: waiting_reason(p) == "ErrImageNeverPull",
+    )
+    cluster.create_pod(
+        {
+            "containers": [{"name": "main", "image": "prepulled:1"}],
+            "nodeSelector": {"kubernetes.io/hostname": "kubesim-cpu"},
+        },
+        name="puller",
+    )
+    await running(cluster, "never")
+    node = cluster.store.get(resources.NODES, None, "kubesim-cpu")
+    assert any(
+        "docker.io/library/prepulled:1" in image["names"] for image in node["status"]["images"]
+    )
+
+
+async def test_too_big_stays_pending(cluster: Cluster) -> None:
+    spec = {"containers": [sh("sleep 1", resources={"requests": {"memory": "1Ti", "cpu": "1"}})]}
+    cluster.create_pod(spec, name="huge")
+    message = (
+        "0/2 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint "
+        "{nvidia.com/gpu: present}. preemption: 0/2 nodes are available: 1 No preemption victims "
+        "found for incoming pod, 1 Preemption is not helpful for scheduling."
+    )
+
+    def unschedulable(pod: Obj | None) -> bool:
+        conditions = (pod or {}).get("status", {}).get("conditions", [])
+        return any(
+            c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions
+        )
+
+    pod = await wait_for(cluster.store, resources.PODS, "default", "huge", unschedulable)
+    assert pod is not None and pod["status"]["phase"] == "Pending"
+    assert pod["status"]["conditions"][-1]["message"] == message
+    assert cluster.events("huge") == [("Warning", "FailedScheduling", message)]
+
+
+async def test_gpu_pod_needs_a_toleration_and_waits_for_capacity(cluster: Cluster) -> None:
+    gpu = {"limits": {"nvidia.com/gpu": "2"}}
+    toleration = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    cluster.create_pod({"containers": [sh("sleep 30", resources=gpu)]}, name="no-toleration")
+    cluster.create_pod(
+        {"containers": [sh("sleep 30", resources=gpu)], "tolerations": toleration}, name="gpu-1"
+    )
+    first = await running(cluster, "gpu-1")
+    assert first["spec"]["nodeName"] == "kubesim-gpu"
+    cluster.create_pod(
+        {"containers": [sh("sleep 30", resources=gpu)], "tolerations": toleration}, name="gpu-2"
+    )
+    await wait_for(
+        cluster.store, resources.PODS, "default", "gpu-2",
+        lambda p: "Insufficient nvidia.com/gpu" in str((p or {}).get("status", {}).get("conditions")),
+    )  # fmt: skip
+    await cluster.delete_pod("gpu-1", grace=0)
+    second = await running(cluster, "gpu-2")  # retried when the first one left, not by polling
+    assert second["spec"]["nodeName"] == "kubesim-gpu"
+    pending = cluster.store.get(resources.PODS, "default", "no-toleration")
+    assert "nodeName" not in pending["spec"]
+
+
+async def test_crash_loop_back_off(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("echo crashing; exit 1")]}, name="crash")
+
+    def looping(pod: Obj | None) -> bool:
+        return (
+            waiting_reason(pod) == "CrashLoopBackOff"
+            and pod is not None
+            and pod["status"]["containerStatuses"][0]["restartCount"] >= 2
+        )
+
+    pod = await wait_for(cluster.store, resources.PODS, "default", "crash", looping)
+    assert pod is not None and pod["status"]["phase"] == "Running"
+    status = pod["status"]["containerStatuses"][0]
+    last = status["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert status["state"]["waiting"]["message"].startswith("back-off ")
+    uid = pod["metadata"]["uid"]
+    assert (
+        "Warning",
+        "BackOff",
+        f"Back-off restarting failed container main in pod crash_default({uid})",
+    ) in cluster.events("crash")
+    assert await read_log(cluster, "crash", previous=True) == b"crashing\n"
+
+
+async def test_restart_policies(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("exit 0")], "restartPolicy": "OnFailure"}, name="ok")
+    cluster.create_pod({"containers": [sh("exit 3")], "restartPolicy": "Never"}, name="fails")
+    done = await wait_for(cluster.store, resources.PODS, "default", "ok", phase_is("Succeeded"))
+    failed = await wait_for(cluster.store, resources.PODS, "default", "fails", phase_is("Failed"))
+    assert (
+        done
+        and done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    )
+    terminated = failed and failed["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated and (terminated["exitCode"], terminated["reason"]) == (3, "Error")
+    assert failed and failed["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+async def test_graceful_delete_sends_sigterm_first(cluster: Cluster) -> None:
+    script = "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
+    cluster.create_pod(
+        {"containers": [sh(script)], "terminationGracePeriodSeconds": 30}, name="graceful"
+    )
+    pod = await running(cluster, "graceful")
+    pid = cluster.kubelet._worker("default", "graceful").runners["main"].process.pid  # type: ignore[union-attr]
+    assert pid is not None
+    await wait_for_log(cluster, "graceful", b"ready\n")  # the trap is set: SIGTERM will reach it
+    watch = cluster.store.watch(
+        resources.PODS, "default", resource_version=pod["metadata"]["resourceVersion"]
+    )
+    await cluster.delete_pod("graceful")
+    async with asyncio.timeout(10):
+        async for event in watch:
+            if event.type == "DELETED":
+                final = event.object
+                break
+    watch.close()
+    terminated = final["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0
+    assert final["status"]["phase"] == "Succeeded"
+    assert ("Normal", "Killing", "Stopping container main") in cluster.events("graceful")
+    assert not pid_alive(pid)
+
+
+async def test_grace_expires_then_sigkill(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("trap '' TERM; sleep 60 & wait")]}, name="stubborn")
+    await running(cluster, "stubborn")
+    await cluster.delete_pod("stubborn", grace=0.3)
+    assert (
+        await wait_for(cluster.store, resources.PODS, "default", "stubborn", lambda p: p is None)
+        is None
+    )
+
+
+async def test_downward_api_env_and_volumes(cluster: Cluster) -> None:
+    cluster.store.create(
+        resources.SECRETS,
+        {
+            "metadata": {"name": "creds", "namespace": "default"},
+            "data": {"token": base64.b64encode(b"s3cret").decode()},
+        },
+    )
+    cluster.store.create(
+        resources.CONFIGMAPS,
+        {"metadata": {"name": "settings", "namespace": "default"}, "data": {"mode": "fast"}},
+    )
+    container = sh(
+        "echo $POD $NS $NODE $TOKEN $MODE $(echo expanded); cat /cfg/mode; echo; pwd; sleep 30",
+        env=[
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+        ],
+        workingDir="/work/dir",
+        volumeMounts=[
+            {"name": "info", "mountPath": "/etc/podinfo"},
+            {"name": "cfg", "mountPath": "/cfg"},
+            {"name": "scratch", "mountPath": "/scratch-space"},
+        ],
+    )
+    spec = {
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "info",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}
+                    ]
+                },
+            },
+            {"name": "cfg", "configMap": {"name": "settings"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
+    }
+    cluster.create_pod(spec, name="dapi", annotations={"lease": "1"})
+    pod = await running(cluster, "dapi")
+    await wait_for_log(cluster, "dapi", b"/work/dir\n")
+    log = await read_log(cluster, "dapi")
+    node = pod["spec"]["nodeName"]
+    assert log == f"dapi default {node} s3cret fast expanded\nfast\n/work/dir\n".encode()
+    volume = cluster.state_dir / "pods" / pod["metadata"]["uid"] / "volumes" / "info"
+    assert (volume / "annotations").read_text() == 'lease="1"'
+    assert (volume / "..data").is_symlink()
+
+    def renew(obj: Obj) -> None:
+        obj["metadata"]["annotations"]["lease"] = "2"
+
+    cluster.store.mutate(resources.PODS, "default", "dapi", renew)
+    async with asyncio.timeout(5):
+        while (volume / "annotations").read_text() != 'lease="2"':
+            await asyncio.sleep(0.02)
+    assert not os.path.exists("/etc/podinfo")
+    assert not os.path.exists("/scratch-space")
+
+
+async def test_missing_secret_waits_then_starts(cluster: Cluster) -> None:
+    container = sh(
+        "sleep 30",
+        env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "later", "key": "k"}}}],
+    )
+    cluster.create_pod({"containers": [container]}, name="cfg")
+    pod = await wait_for(
+        cluster.store,
+        resources.PODS,
+        "default",
+        "cfg",
+        lambda p: waiting_reason(p) == "CreateContainerConfigError",
+    )
+    assert (
+        pod
+        and pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        == 'secret "later" not found'
+    )
+    cluster.store.create(
+        resources.SECRETS,
+        {"metadata": {"name": "later", "namespace": "default"}, "data": {"k": "eA=="}},
+    )
+    await running(cluster, "cfg")
+
+
+async def test_active_deadline(cluster: Cluster) -> None:
+    cluster.create_pod(
+        {"containers": [sh("sleep 60")], "activeDeadlineSeconds": 1}, name="deadline"
+    )
+    pod = await wait_for(cluster.store, resources.PODS, "default", "deadline", phase_is("Failed"))
+    assert pod and (pod["status"]["reason"], pod["status"]["message"]) == (
+        "DeadlineExceeded", "Pod was active on the node longer than the specified deadline",
+    )  # fmt: skip
+
+
+async def test_kill_container_restarts_it(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("sleep 60")]}, name="victim")
+    await running(cluster, "victim")
+    await cluster.kubelet.kill_container("default", "victim")
+
+    def restarted(pod: Obj | None) -> bool:
+        status = (pod or {}).get("status", {}).get("containerStatuses", [{}])[0]
+        return status.get("restartCount") == 1 and "running" in status.get("state", {})
+
+    pod = await wait_for(cluster.store, resources.PODS, "default", "victim", restarted)
+    last = pod and pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last and (last["exitCode"], last["reason"]) == (137, "Error")
+
+
+async def test_lose_pod(cluster: Cluster) -> None:
+    cluster.create_pod(
+        {"containers": [sh("sleep 60")], "terminationGracePeriodSeconds": 60}, name="lost"
+    )
+    await running(cluster, "lost")
+    pid = cluster.kubelet._worker("default", "lost").runners["main"].process.pid  # type: ignore[union-attr]
+    assert pid is not None
+    await cluster.kubelet.lose_pod("default", "lost")
+    assert cluster.store.try_get(resources.PODS, "default", "lost") is None
+    assert not pid_alive(pid)
+
+
+async def test_node_not_ready_is_avoided(cluster: Cluster) -> None:
+    cluster.kubelet.set_node_ready("kubesim-cpu", False)
+    node = cluster.store.get(resources.NODES, None, "kubesim-cpu")
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
+    cluster.create_pod({"containers": [sh("sleep 30")]}, name="waits")
+    pod = await wait_for(
+        cluster.store, resources.PODS, "default", "waits",
+        lambda p: "node.kubernetes.io/unreachable" in str((p or {}).get("status", {}).get("conditions")),
+    )  # fmt: skip
+    assert pod and "nodeName" not in pod["spec"]
+    cluster.kubelet.set_node_ready("kubesim-cpu", True)
+    assert (await running(cluster, "waits"))["spec"]["nodeName"] == "kubesim-cpu"
+
+
+async def test_port_forward_errors(cluster: Cluster) -> None:
+    cluster.create_pod({"containers": [sh("sleep 30")]}, name="quiet")
+    pod = await running(cluster, "quiet")
+    sandbox = pod["metadata"]["uid"].replace("-", "")
+    with pytest.raises(PortForwardError) as raised:
+        await cluster.kubelet.open_port("default", "quiet", 8888)
+    assert str(raised.value).startswith(
+        f"error forwarding port 8888 to pod {sandbox}, uid : failed to execute portforward"
+    )
+    assert "IPv4: dial tcp4 127.0.0.1:8888: connect: connection refused" in str(raised.value)
+    with pytest.raises(PortForwardError):
+        await cluster.kubelet.open_port("default", "nothere", 8888)
+
+
+async def test_shutdown_leaves_no_process(cluster: Cluster) -> None:
+    for name in ("a", "b"):
+        cluster.create_pod({"containers": [sh("sleep 60 & sleep 60")]}, name=name)
+    pids = []
+    for name in ("a", "b"):
+        await running(cluster, name)
+        worker = cluster.kubelet._worker("default", name)
+        assert worker is not None and worker.sandbox is not None
+        runner = worker.runners["main"]
+        assert runner.process is not None and runner.process.pid is not None
+        pids += [worker.sandbox.pid, runner.process.pid, runner.process.shim.pid]
+    children = [
+        int(p)
+        for pid in pids
+        for p in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    ]
+    assert len(children) >= 2 * 3  # each shim's container, each container's two sleeps
+    await cluster.kubelet.shutdown()
+    assert [pid for pid in pids + children if pid_alive(pid)] == []

@@ -30,6 +30,7 @@ from tests.kubesim.broadcast import Broadcast
 from tests.kubesim.config import KubeletConfig
 from tests.kubesim.daemonset import DaemonSetController
 from tests.kubesim.events import EventRecorder
+from tests.kubesim.gc import GarbageCollector
 from tests.kubesim.images import ImageService
 from tests.kubesim.job import JobController
 from tests.kubesim.logs import ContainerLog
@@ -90,7 +91,10 @@ class Kubelet:
                 group.create_task(self._follow_config(resources.SECRETS))
                 group.create_task(self._follow_config(resources.CONFIGMAPS))
                 group.create_task(DaemonSetController(self._store).run())
-                group.create_task(JobController(self._store).run())
+                group.create_task(
+                    JobController(self._store, backoff_base=self._config.restart_backoff_base).run()
+                )
+                group.create_task(GarbageCollector(self._store).run())
         finally:
             await self.shutdown()
 

@@ -16,6 +16,7 @@ are the real ones. Deleting the DaemonSet deletes its pods (gc.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -187,10 +188,8 @@ class DaemonSetController:
             if obj["metadata"]["uid"] == meta["uid"]:
                 obj["status"] = status
 
-        try:
+        with contextlib.suppress(ApiError):
             self._store.mutate(resources.DAEMONSETS, namespace, meta["name"], write)
-        except ApiError:
-            pass
 
     def _refresh(self, pods: list[Obj]) -> list[Obj]:
         found = []

@@ -23,7 +23,7 @@ from tests.kubesim.nodes import NodeState
 
 def normalize(image: str) -> str:
     """`busybox` -> `docker.io/library/busybox:latest`, as containerd names it."""
-    name, digest = (image.split("@", 1) + [""])[:2]
+    name, digest = [*image.split("@", 1), ""][:2]
     last = name.rsplit("/", 1)[-1]
     if ":" not in last and not digest:
         name += ":latest"

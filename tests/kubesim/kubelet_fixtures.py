@@ -24,6 +24,8 @@ from tests.kubesim.kubelet import Kubelet, KubeletConfig, PortForwardError
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.store import Obj, Store
 
+DEADLINE = 20.0  # seconds any single wait in these tests may take
+
 
 @dataclass
 class Cluster:
@@ -87,12 +89,13 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with running_kubelet(store, config) as kubelet:
         yield Cluster(store, kubelet, tmp_path / "kubelet")
     assert not (tmp_path / "kubelet" / "pods").exists()
-    leftover = [
-        line
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if str(tmp_path) in line
-    ]
-    assert leftover == []
+    assert mounts_under(tmp_path) == []
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points in kubesim's (the host's) mount namespace below `path`."""
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [line for line in lines if str(path) in line]
 
 
 async def wait_for(
@@ -101,14 +104,12 @@ async def wait_for(
     namespace: str | None,
     name: str,
     condition: Callable[[Obj | None], bool],
-    *,
-    timeout: float = 20,
 ) -> Obj | None:
-    """Wait (on a watch) until the object satisfies `condition`; None means it is gone."""
+    """Wait (on a watch, up to DEADLINE) until `condition` holds; None means the object is gone."""
     watch = store.watch(rtype, namespace, field_selector=f"metadata.name={name}")
     current = store.try_get(rtype, namespace, name)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(DEADLINE):
             if condition(current):
                 return current
             async for event in watch:

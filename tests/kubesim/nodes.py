@@ -168,19 +168,17 @@ class NodeState:
 
     def _conditions(self, now: str) -> list[dict[str, Any]]:
         table = [
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory",
+             "kubelet has sufficient memory available"),
             ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID",
+             "kubelet has sufficient PID available"),
             ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ]  # fmt: skip
+        unknown = ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
         conditions = []
-        for kind, status, reason, message in table:
-            if not self.ready:
-                status, reason, message = (
-                    "Unknown",
-                    "NodeStatusUnknown",
-                    "Kubelet stopped posting node status.",
-                )
+        for kind, *healthy in table:
+            status, reason, message = healthy if self.ready else unknown
             conditions.append(
                 {
                     "type": kind,

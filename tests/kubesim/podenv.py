@@ -37,7 +37,9 @@ class ConfigError(Exception):
 
 
 def image_path() -> str:
-    return f"{os.path.dirname(sys.executable)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    """The image's PATH: the Python running kubesim first, then the usual directories."""
+    system = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return f"{os.path.dirname(sys.executable)}:{system}"
 
 
 def expand(text: str, variables: Mapping[str, str]) -> str:

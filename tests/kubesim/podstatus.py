@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tests.kubesim.podworker import PodWorker
 
 
-def _phase(worker: PodWorker) -> str:
+def _phase(worker: PodWorker) -> str:  # noqa: PLR0911 (the kubelet's getPhase, case by case)
     if worker.failure is not None:
         return "Failed"
     inits = worker.init_runners

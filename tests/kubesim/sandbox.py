@@ -46,7 +46,7 @@ class Started:
 async def spawn_shim(spec: dict[str, Any], spec_path: Path, *, capture: bool) -> Started:
     """Run the shim with `spec`; returns once the workload has exec'ed (or failed to)."""
     spec = {**spec, "parent": os.getpid()}
-    spec_path.write_text(json.dumps(spec))
+    _write_spec(spec_path, spec)
     read_fd, write_fd = os.pipe()
     try:
         process = await asyncio.create_subprocess_exec(
@@ -92,6 +92,10 @@ async def spawn_shim(spec: dict[str, Any], spec_path: Path, *, capture: bool) ->
     return Started(process, pid)
 
 
+def _write_spec(path: Path, spec: dict[str, Any]) -> None:
+    path.write_text(json.dumps(spec))  # a small local file: not worth a thread
+
+
 async def _read_all(fd: int) -> bytes:
     """Read a pipe to EOF without a thread: the loop watches the fd."""
     loop = asyncio.get_running_loop()
@@ -113,7 +117,6 @@ class Sandbox:
 
     @classmethod
     async def start(cls, *, hostname: str, directory: Path, sandbox_id: str) -> Sandbox:
-        directory.mkdir(parents=True, exist_ok=True)
         spec = {"mode": "sandbox", "hostname": hostname[:63]}
         started = await spawn_shim(spec, directory / "sandbox.json", capture=False)
         return cls(started, sandbox_id)

@@ -200,13 +200,16 @@ class Scheduler:
             if _terminal(pod):
                 self._retry_unschedulable()
             return
-        if self._mine(pod) and not pod["metadata"].get("deletionTimestamp"):
-            if key not in self._unschedulable or event.type == "ADDED":
-                self._unschedulable.pop(key, None)
-                self._queue[key] = pod["metadata"]["uid"]
-                self._wake.set()
+        if (
+            self._mine(pod)
+            and not pod["metadata"].get("deletionTimestamp")
+            and (key not in self._unschedulable or event.type == "ADDED")
+        ):
+            self._unschedulable.pop(key, None)
+            self._queue[key] = pod["metadata"]["uid"]
+            self._wake.set()
 
-    def _on_node(self, event: WatchEvent) -> None:
+    def _on_node(self, _event: WatchEvent) -> None:
         self._retry_unschedulable()
 
     def _retry_unschedulable(self) -> None:
@@ -299,11 +302,9 @@ class Scheduler:
 
         if self._mutate(pod, change):
             meta = pod["metadata"]
+            target = f"{meta.get('namespace', 'default')}/{meta['name']}"
             self._events.record(
-                pod,
-                NORMAL,
-                "Scheduled",
-                f"Successfully assigned {meta.get('namespace', 'default')}/{meta['name']} to {node}",
+                pod, NORMAL, "Scheduled", f"Successfully assigned {target} to {node}"
             )
 
     def _mutate(self, pod: Obj, change: Any) -> bool:

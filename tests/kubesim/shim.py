@@ -149,7 +149,7 @@ def _build_root(spec):
         os.mkdir(directory)
     _mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
     for point in _top_level_mounts():
-        if point == "/proc" or point == scratch or point.startswith(scratch + "/"):
+        if point in ("/proc", scratch) or point.startswith(scratch + "/"):
             continue
         inside = root + point
         if os.path.isdir(point) and not os.path.islink(inside):

@@ -45,10 +45,10 @@ async def test_daemonset_runs_a_pod_per_eligible_node_and_rolls(cluster: Cluster
             "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": template("sleep 60")},
         },
     )
-    done = await wait_for(
-        cluster.store, resources.DAEMONSETS, "default", "prepull",
-        status_is(desiredNumberScheduled=1, numberReady=1, updatedNumberScheduled=1, currentNumberScheduled=1),
-    )  # fmt: skip
+    one = status_is(
+        desiredNumberScheduled=1, numberReady=1, updatedNumberScheduled=1, currentNumberScheduled=1
+    )
+    done = await wait_for(cluster.store, resources.DAEMONSETS, "default", "prepull", one)
     assert done is not None and done["status"]["observedGeneration"] == 1
     (pod,) = pods_of(cluster, ds["metadata"]["uid"])
     assert pod["spec"]["nodeName"] == "kubesim-cpu"  # the GPU node's taint is not tolerated
@@ -61,10 +61,10 @@ async def test_daemonset_runs_a_pod_per_eligible_node_and_rolls(cluster: Cluster
         )
 
     cluster.store.mutate(resources.DAEMONSETS, "default", "prepull", tolerate_gpus)
-    await wait_for(
-        cluster.store, resources.DAEMONSETS, "default", "prepull",
-        status_is(desiredNumberScheduled=2, numberReady=2, updatedNumberScheduled=2, observedGeneration=2),
-    )  # fmt: skip
+    two = status_is(
+        desiredNumberScheduled=2, numberReady=2, updatedNumberScheduled=2, observedGeneration=2
+    )
+    await wait_for(cluster.store, resources.DAEMONSETS, "default", "prepull", two)
     pods = pods_of(cluster, ds["metadata"]["uid"])
     assert sorted(p["spec"]["nodeName"] for p in pods) == ["kubesim-cpu", "kubesim-gpu"]
     assert pod["metadata"]["name"] not in {p["metadata"]["name"] for p in pods}

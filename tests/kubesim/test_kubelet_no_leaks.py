@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.kubesim.kubelet_fixtures import mounts_under
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent(
@@ -25,8 +27,10 @@ SCRIPT = textwrap.dedent(
         kubelet = Kubelet(store, KubeletConfig(state_dir=Path(sys.argv[1])))
         async with asyncio.TaskGroup() as group:
             group.create_task(kubelet.run())
-            spec = {"containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "sleep 300 & echo up; wait"]}]}
-            store.create(resources.PODS, {"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+            command = ["sh", "-c", "sleep 300 & echo up; wait"]
+            spec = {"containers": [{"name": "c", "image": "x", "command": command}]}
+            pod = {"metadata": {"name": "p", "namespace": "default"}, "spec": spec}
+            store.create(resources.PODS, pod)
             await wait_for(store, resources.PODS, "default", "p", phase_is("Running"))
             worker = kubelet._worker("default", "p")
             runner = worker.runners["c"]
@@ -77,8 +81,7 @@ async def test_sigkilled_kubesim_leaves_no_process(tmp_path: Path) -> None:
         async with asyncio.timeout(10):
             for pid in pids:
                 await wait_exit(pid)
-        mounts = Path("/proc/self/mountinfo").read_text()
-        assert str(tmp_path) not in mounts
+        assert mounts_under(tmp_path) == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.kill()

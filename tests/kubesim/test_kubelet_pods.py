@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,19 @@ async def read_log(cluster: Cluster, name: str, **options: object) -> bytes:
     return b"".join(chunks)
 
 
+def scheduling(text: str) -> Callable[[Obj | None], bool]:
+    """The pod's PodScheduled condition says `text`."""
+
+    def check(pod: Obj | None) -> bool:
+        conditions = (pod or {}).get("status", {}).get("conditions", [])
+        return any(c["type"] == "PodScheduled" and text in c.get("message", "") for c in conditions)
+
+    return check
+
+
 async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
+    """Follow the running pod's log until `text` shows up."""
+    await running(cluster, name)
     seen = b""
     stream = cluster.kubelet.log_stream(
         "default",
@@ -68,6 +81,7 @@ async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
             if text in seen:
                 break
     await stream.aclose()  # type: ignore[attr-defined]
+    assert text in seen
 
 
 async def test_pod_runs_with_status_events_and_logs(cluster: Cluster) -> None:
@@ -88,7 +102,7 @@ async def test_pod_runs_with_status_events_and_logs(cluster: Cluster) -> None:
     assert status["qosClass"] == "BestEffort"
     reasons = [reason for _, reason, _ in cluster.events("p")]
     assert reasons == ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
-    messages = dict((reason, message) for _, reason, message in cluster.events("p"))
+    messages = {reason: message for _, reason, message in cluster.events("p")}
     assert messages["Scheduled"] == f"Successfully assigned default/p to {pod['spec']['nodeName']}"
     assert messages["Created"] == "Created container main"
     assert messages["Pulled"].startswith('Successfully pulled image "busybox:1.36" in ')
@@ -297,9 +311,8 @@ async def test_gpu_pod_needs_a_toleration_and_waits_for_capacity(cluster: Cluste
         {"containers": [sh("sleep 30", resources=gpu)], "tolerations": toleration}, name="gpu-2"
     )
     await wait_for(
-        cluster.store, resources.PODS, "default", "gpu-2",
-        lambda p: "Insufficient nvidia.com/gpu" in str((p or {}).get("status", {}).get("conditions")),
-    )  # fmt: skip
+        cluster.store, resources.PODS, "default", "gpu-2", scheduling("Insufficient nvidia")
+    )
     await cluster.delete_pod("gpu-1", grace=0)
     second = await running(cluster, "gpu-2")  # retried when the first one left, not by polling
     assert second["spec"]["nodeName"] == "kubesim-gpu"
@@ -395,7 +408,10 @@ async def test_downward_api_env_and_volumes(cluster: Cluster) -> None:
         {"metadata": {"name": "settings", "namespace": "default"}, "data": {"mode": "fast"}},
     )
     container = sh(
-        "echo $POD $NS $NODE $TOKEN $MODE $(echo expanded); cat /cfg/mode; echo; pwd; sleep 30",
+        "echo $POD $NS $NODE $TOKEN $MODE $(echo expanded); cat /cfg/mode; echo; pwd;"
+        # the container reads its downward-API file as a lease watcher would
+        """ while [ "$(cat /etc/podinfo/annotations)" != 'lease="2"' ]; do sleep 0.02; done;"""
+        " echo renewed; sleep 30",
         env=[
             {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -439,11 +455,13 @@ async def test_downward_api_env_and_volumes(cluster: Cluster) -> None:
         obj["metadata"]["annotations"]["lease"] = "2"
 
     cluster.store.mutate(resources.PODS, "default", "dapi", renew)
-    async with asyncio.timeout(5):
-        while (volume / "annotations").read_text() != 'lease="2"':
-            await asyncio.sleep(0.02)
-    assert not os.path.exists("/etc/podinfo")
-    assert not os.path.exists("/scratch-space")
+    await wait_for_log(cluster, "dapi", b"renewed\n")
+    assert (volume / "annotations").read_text() == 'lease="2"'
+    assert not_on_host("/etc/podinfo", "/scratch-space", "/work/dir")
+
+
+def not_on_host(*paths: str) -> bool:
+    return not any(os.path.exists(path) for path in paths)
 
 
 async def test_missing_secret_waits_then_starts(cluster: Cluster) -> None:
@@ -513,10 +531,8 @@ async def test_node_not_ready_is_avoided(cluster: Cluster) -> None:
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
     cluster.create_pod({"containers": [sh("sleep 30")]}, name="waits")
-    pod = await wait_for(
-        cluster.store, resources.PODS, "default", "waits",
-        lambda p: "node.kubernetes.io/unreachable" in str((p or {}).get("status", {}).get("conditions")),
-    )  # fmt: skip
+    unreachable = scheduling("untolerated taint {node.kubernetes.io/unreachable: }")
+    pod = await wait_for(cluster.store, resources.PODS, "default", "waits", unreachable)
     assert pod and "nodeName" not in pod["spec"]
     cluster.kubelet.set_node_ready("kubesim-cpu", True)
     assert (await running(cluster, "waits"))["spec"]["nodeName"] == "kubesim-cpu"
@@ -538,20 +554,24 @@ async def test_port_forward_errors(cluster: Cluster) -> None:
 
 async def test_shutdown_leaves_no_process(cluster: Cluster) -> None:
     for name in ("a", "b"):
-        cluster.create_pod({"containers": [sh("sleep 60 & sleep 60")]}, name=name)
+        cluster.create_pod({"containers": [sh("sleep 60 & echo up; sleep 60")]}, name=name)
     pids = []
     for name in ("a", "b"):
-        await running(cluster, name)
+        await wait_for_log(cluster, name, b"up\n")  # the background sleep exists
         worker = cluster.kubelet._worker("default", name)
         assert worker is not None and worker.sandbox is not None
         runner = worker.runners["main"]
         assert runner.process is not None and runner.process.pid is not None
         pids += [worker.sandbox.pid, runner.process.pid, runner.process.shim.pid]
-    children = [
+    children = children_of(pids)
+    assert len(children) >= 2 * 2  # each shim's container, each container's background sleep
+    await cluster.kubelet.shutdown()
+    assert [pid for pid in pids + children if pid_alive(pid)] == []
+
+
+def children_of(pids: list[int]) -> list[int]:
+    return [
         int(p)
         for pid in pids
         for p in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
     ]
-    assert len(children) >= 2 * 3  # each shim's container, each container's two sleeps
-    await cluster.kubelet.shutdown()
-    assert [pid for pid in pids + children if pid_alive(pid)] == []

@@ -75,6 +75,9 @@ class Kubelet:
         )
         self._workers: dict[str, PodWorker] = {}  # by uid
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finished: set[str] = (
+            set()
+        )  # uids whose worker ended: late events must not revive them
         self._closing = False
 
     # -- the loop ------------------------------------------------------------
@@ -118,7 +121,7 @@ class Kubelet:
             worker.update(pod)
             return
         node = self._nodes.get(pod["spec"].get("nodeName") or "")
-        if node is None or self._closing:
+        if node is None or self._closing or uid in self._finished:
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return  # finished before this kubelet started: nothing to run
@@ -131,6 +134,7 @@ class Kubelet:
         try:
             await worker.run()
         finally:
+            self._finished.add(worker.uid)
             self._workers.pop(worker.uid, None)
             self._tasks.pop(worker.uid, None)
 

@@ -21,7 +21,6 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from tests.kubesim import resources
 from tests.kubesim.quantity import parse_quantity
@@ -109,21 +108,19 @@ def environment(store: Store, pod: Obj, container: Obj) -> dict[str, str]:
         if "valueFrom" not in var:
             env[name] = expand(var.get("value", ""), env)
             continue
-        source: Any = var["valueFrom"]
-        if "fieldRef" in source:
+        value_from: Obj = var["valueFrom"]
+        if "fieldRef" in value_from:
             try:
-                env[name] = field_value(pod, source["fieldRef"]["fieldPath"])
+                env[name] = field_value(pod, value_from["fieldRef"]["fieldPath"])
             except MountError as error:
                 raise ConfigError(str(error)) from None
-        elif "resourceFieldRef" in source:
-            env[name] = _resource_field(container, source["resourceFieldRef"])
-        elif "secretKeyRef" in source or "configMapKeyRef" in source:
-            secret = "secretKeyRef" in source
-            value = _lookup(
-                store, pod, source.get("secretKeyRef") or source["configMapKeyRef"], secret=secret
-            )
-            if value is not None:
-                env[name] = value.decode(errors="replace")
+        elif "resourceFieldRef" in value_from:
+            env[name] = _resource_field(container, value_from["resourceFieldRef"])
+        elif "secretKeyRef" in value_from or "configMapKeyRef" in value_from:
+            key_ref = value_from.get("secretKeyRef") or value_from["configMapKeyRef"]
+            found_value = _lookup(store, pod, key_ref, secret="secretKeyRef" in value_from)
+            if found_value is not None:
+                env[name] = found_value.decode(errors="replace")
     env.setdefault("HOME", "/root")
     return env
 

@@ -27,13 +27,20 @@ cgroups, capabilities, users, seccomp (processes run as root; securityContext
 is accepted, not enforced).
 """
 
+from __future__ import annotations
+
 import ctypes
+import fcntl
 import json
 import os
 import signal
 import socket
 import struct
 import sys
+
+TYPE_CHECKING = False  # typing costs start-up time; only the type checker imports it
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -62,13 +69,15 @@ libc.mount.argtypes = [
 ]
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     _check(
         libc.mount(
             source.encode() if source else None,
@@ -81,11 +90,11 @@ def _mount(source, target, fstype, flags, data=None):
     )
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
 
 
-def _setns(path, nstype):
+def _setns(path: str, nstype: int) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         _check(libc.setns(fd, nstype), f"setns {path}")
@@ -93,27 +102,25 @@ def _setns(path, nstype):
         os.close(fd)
 
 
-def _loopback_up():
+def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", _ioctl(sock, SIOCGIFFLAGS, ifreq))[1]
         _ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _ioctl(sock, request, arg):
-    import fcntl
-
+def _ioctl(sock: socket.socket, request: int, arg: bytes) -> bytes:
     return fcntl.ioctl(sock.fileno(), request, arg)
 
 
 STATUS_FD = [3]
 
 
-def _report(line):
+def _report(line: str) -> None:
     os.write(STATUS_FD[0], (line.replace("\n", " ") + "\n").encode())
 
 
-def sandbox(spec):
+def sandbox(spec: dict[str, Any]) -> None:
     _check(libc.unshare(CLONE_NEWNET | CLONE_NEWUTS), "unshare")
     _loopback_up()
     socket.sethostname(spec["hostname"])
@@ -126,7 +133,7 @@ def sandbox(spec):
         signal.pause()
 
 
-def _top_level_mounts():
+def _top_level_mounts() -> list[str]:
     """Mount points whose parent is the root mount, shallowest first."""
     entries = []
     with open("/proc/self/mountinfo") as mountinfo:
@@ -137,11 +144,11 @@ def _top_level_mounts():
     return [point for _, parent, point in entries if parent in root_ids and point != "/"]
 
 
-def _unescape(path):
+def _unescape(path: str) -> str:
     return path.encode().decode("unicode_escape")
 
 
-def _build_root(spec):
+def _build_root(spec: dict[str, Any]) -> str:
     scratch = spec["scratch"]
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     upper, work, root = (os.path.join(scratch, part) for part in ("upper", "work", "root"))
@@ -160,7 +167,7 @@ def _build_root(spec):
     return root
 
 
-def _bind_volumes(mounts):
+def _bind_volumes(mounts: list[dict[str, Any]]) -> None:
     """Called inside the new root: sources are O_PATH fds opened before chroot."""
     for mount in mounts:
         target = mount["target"]
@@ -177,7 +184,7 @@ def _bind_volumes(mounts):
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
-def _exec_container(spec):
+def _exec_container(spec: dict[str, Any]) -> None:
     """In the child: pid 1 of the new PID namespace. Never returns."""
     try:
         _die_with_parent()
@@ -212,7 +219,7 @@ def _exec_container(spec):
         os._exit(128)
 
 
-def container(spec):
+def container(spec: dict[str, Any]) -> None:
     _setns(spec["netns"], CLONE_NEWNET)
     _setns(spec["utsns"], CLONE_NEWUTS)
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
@@ -238,7 +245,7 @@ def container(spec):
     os._exit(os.WEXITSTATUS(status))
 
 
-def main():
+def main() -> None:
     _die_with_parent()
     STATUS_FD[0] = int(sys.argv[2])
     with open(sys.argv[1]) as file:

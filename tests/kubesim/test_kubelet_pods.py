@@ -575,3 +575,36 @@ def children_of(pids: list[int]) -> list[int]:
         for pid in pids
         for p in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
     ]
+
+
+async def test_init_containers_run_first(cluster: Cluster) -> None:
+    shared = [{"name": "work", "mountPath": "/shared"}]
+    spec = {
+        "initContainers": [sh("echo prepared > /shared/flag", name="prepare", volumeMounts=shared)],
+        "containers": [sh("cat /shared/flag; sleep 30", volumeMounts=shared)],
+        "volumes": [{"name": "work", "emptyDir": {}}],
+    }
+    cluster.create_pod(spec, name="init")
+    await wait_for_log(cluster, "init", b"prepared\n")
+    pod = cluster.store.get(resources.PODS, "default", "init")
+    (init,) = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["reason"] == "Completed"
+    assert [c["status"] for c in pod["status"]["conditions"][:2]] == ["True", "True"]
+
+
+async def test_init_container_failure_fails_the_pod(cluster: Cluster) -> None:
+    spec = {
+        "initContainers": [sh("exit 2", name="prepare")],
+        "containers": [sh("sleep 30")],
+        "restartPolicy": "Never",
+    }
+    cluster.create_pod(spec, name="init-fails")
+    pod = await wait_for(cluster.store, resources.PODS, "default", "init-fails", phase_is("Failed"))
+    assert pod is not None
+    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "PodInitializing"
+    initialized = pod["status"]["conditions"][1]
+    assert (initialized["type"], initialized["status"], initialized["reason"]) == (
+        "Initialized",
+        "False",
+        "ContainersNotInitialized",
+    )

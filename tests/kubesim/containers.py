@@ -218,17 +218,17 @@ class ContainerRunner:
         }
         started_at = now_rfc3339()
         self.exited.clear()
+        self._event(NORMAL, "Created", f"Created container {self.name}")
         try:
             started = await spawn_shim(spec, scratch.with_suffix(".json"), capture=True)
         except StartError as error:
             self.container_id = container_id
             self._event(WARNING, "Failed", f"Error: {error}")
             log.finish()
-            self._terminated(128, "StartError", started_at, message=str(error))
+            self._terminated(128, "StartError", "1970-01-01T00:00:00Z", message=str(error))
             return 128, time.monotonic()
         self.container_id = container_id
         self.process = ContainerProcess(started)
-        self._event(NORMAL, "Created", f"Created container {self.name}")
         self._event(NORMAL, "Started", f"Started container {self.name}")
         if "terminated" in self.state:
             self.last_state = {"terminated": self.state["terminated"]}

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.kubesim import resources
+from tests.kubesim.deletion import delete_pod
 from tests.kubesim.kubelet import Kubelet, KubeletConfig, PortForwardError
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.store import Obj, Store
@@ -47,16 +48,10 @@ class Cluster:
         ]
 
     async def delete_pod(
-        self, name: str, *, grace: float | None = None, namespace: str = "default"
+        self, name: str, *, grace: int | None = None, namespace: str = "default"
     ) -> None:
-        """What the API server does for a DELETE of a bound pod: mark it, the kubelet finishes."""
-
-        def mark(pod: Obj) -> None:
-            pod["metadata"]["deletionTimestamp"] = "2000-01-01T00:00:00Z"
-            spec_grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
-            pod["metadata"]["deletionGracePeriodSeconds"] = spec_grace if grace is None else grace
-
-        self.store.mutate(resources.PODS, namespace, name, mark)
+        """What the API server does for a DELETE of a pod (see deletion.py)."""
+        delete_pod(self.store, self.store.get(resources.PODS, namespace, name), grace=grace)
 
 
 def make_store() -> Store:

@@ -159,9 +159,15 @@ def _build_root(spec: dict[str, Any]) -> str:
         if point in ("/proc", scratch) or point.startswith(scratch + "/"):
             continue
         inside = root + point
-        if os.path.isdir(point) and not os.path.islink(inside):
+        if os.path.islink(inside):
+            continue
+        if os.path.isdir(point):
             os.makedirs(inside, exist_ok=True)
-            _mount(point, inside, None, MS_BIND | MS_REC)
+        elif not os.path.exists(inside):  # a file bind-mounted on the host (resolv.conf, ...)
+            os.makedirs(os.path.dirname(inside), exist_ok=True)
+            with open(inside, "a"):
+                pass
+        _mount(point, inside, None, MS_BIND | MS_REC)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     return root

@@ -388,7 +388,7 @@ async def test_graceful_delete_sends_sigterm_first(cluster: Cluster) -> None:
 async def test_grace_expires_then_sigkill(cluster: Cluster) -> None:
     cluster.create_pod({"containers": [sh("trap '' TERM; sleep 60 & wait")]}, name="stubborn")
     await running(cluster, "stubborn")
-    await cluster.delete_pod("stubborn", grace=0.3)
+    await cluster.delete_pod("stubborn", grace=1)
     assert (
         await wait_for(cluster.store, resources.PODS, "default", "stubborn", lambda p: p is None)
         is None
@@ -608,3 +608,15 @@ async def test_init_container_failure_fails_the_pod(cluster: Cluster) -> None:
         "False",
         "ContainersNotInitialized",
     )
+
+
+async def test_missing_executable_is_a_start_error(cluster: Cluster) -> None:
+    spec = {"containers": [{"name": "main", "image": "x", "command": ["no-such-tool"]}]}
+    cluster.create_pod({**spec, "restartPolicy": "Never"}, name="typo")
+    pod = await wait_for(cluster.store, resources.PODS, "default", "typo", phase_is("Failed"))
+    terminated = pod and pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated and (terminated["exitCode"], terminated["reason"]) == (128, "StartError")
+    assert terminated["message"].endswith(
+        'exec: "no-such-tool": executable file not found in $PATH: unknown'
+    )
+    assert ("Warning", "Failed", f"Error: {terminated['message']}") in cluster.events("typo")

@@ -4,7 +4,9 @@
 (checking that nothing is left) at teardown; `wait_for` waits on a watch for
 an object to satisfy a condition (no polling, a deadline); `Relay` bridges
 local TCP listeners to a pod's ports through `open_port`, which is how the
-tests give jupyter_client a way in, as `kubectl port-forward` would.
+tests give jupyter_client a way in, as `kubectl port-forward` would. `sh`,
+`running`, `wait_for_log`, `read_log` and `scheduling` are small shorthands the
+kubelet tests share.
 """
 
 from __future__ import annotations
@@ -198,3 +200,61 @@ class Relay:
         await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
+
+
+def sh(script: str, **extra: object) -> dict[str, object]:
+    return {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script], **extra}
+
+
+async def running(cluster: Cluster, name: str) -> Obj:
+    pod = await wait_for(cluster.store, resources.PODS, "default", name, phase_is("Running"))
+    assert pod is not None
+    return pod
+
+
+def scheduling(text: str) -> Callable[[Obj | None], bool]:
+    """The pod's PodScheduled condition says `text`."""
+
+    def check(pod: Obj | None) -> bool:
+        conditions = (pod or {}).get("status", {}).get("conditions", [])
+        return any(c["type"] == "PodScheduled" and text in c.get("message", "") for c in conditions)
+
+    return check
+
+
+async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
+    """Follow the running pod's log until `text` shows up."""
+    await running(cluster, name)
+    seen = b""
+    stream = cluster.kubelet.log_stream(
+        "default",
+        name,
+        container=None,
+        follow=True,
+        tail_lines=None,
+        previous=False,
+        timestamps=False,
+    )
+    async with asyncio.timeout(10):
+        async for chunk in stream:
+            seen += chunk
+            if text in seen:
+                break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert text in seen
+
+
+async def read_log(cluster: Cluster, name: str, **options: object) -> bytes:
+    chunks = []
+    kwargs = {
+        "container": None,
+        "follow": False,
+        "tail_lines": None,
+        "previous": False,
+        "timestamps": False,
+    }
+    kwargs.update(options)
+    async with asyncio.timeout(10):
+        async for chunk in cluster.kubelet.log_stream("default", name, **kwargs):  # type: ignore[arg-type]
+            chunks.append(chunk)
+    return b"".join(chunks)

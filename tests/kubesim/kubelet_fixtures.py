@@ -222,8 +222,8 @@ def scheduling(text: str) -> Callable[[Obj | None], bool]:
     return check
 
 
-async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
-    """Follow the running pod's log until `text` shows up."""
+async def wait_for_log(cluster: Cluster, name: str, *texts: bytes) -> None:
+    """Follow the running pod's log until every one of `texts` has shown up."""
     await running(cluster, name)
     seen = b""
     stream = cluster.kubelet.log_stream(
@@ -238,10 +238,10 @@ async def wait_for_log(cluster: Cluster, name: str, text: bytes) -> None:
     async with asyncio.timeout(10):
         async for chunk in stream:
             seen += chunk
-            if text in seen:
+            if all(text in seen for text in texts):
                 break
     await stream.aclose()  # type: ignore[attr-defined]
-    assert text in seen
+    assert all(text in seen for text in texts), seen
 
 
 async def read_log(cluster: Cluster, name: str, **options: object) -> bytes:

@@ -117,3 +117,29 @@ async def test_job_fails_after_backoff_limit(cluster: Cluster) -> None:
         "BackoffLimitExceeded",
         "Job has reached the specified backoff limit",
     )
+
+
+async def test_a_pods_secret_goes_with_the_pod(cluster: Cluster) -> None:
+    pod = cluster.create_pod(
+        {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]},
+        name="owner",
+    )
+    reference = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": pod["metadata"]["uid"]}
+    cluster.store.create(
+        resources.SECRETS,
+        {"metadata": {"name": "owned", "namespace": "default", "ownerReferences": [reference]}},
+    )
+    cluster.store.create(resources.SECRETS, {"metadata": {"name": "free", "namespace": "default"}})
+    # An ownerReference to a pod that is not there (any more) is collected at once.
+    stale = {**reference, "uid": "00000000-0000-0000-0000-000000000000"}
+    cluster.store.create(
+        resources.SECRETS,
+        {"metadata": {"name": "stale", "namespace": "default", "ownerReferences": [stale]}},
+    )
+    gone = lambda obj: obj is None  # noqa: E731
+    await wait_for(cluster.store, resources.SECRETS, "default", "stale", gone)
+    assert cluster.store.try_get(resources.SECRETS, "default", "owned") is not None
+
+    await cluster.delete_pod("owner", grace=0)
+    await wait_for(cluster.store, resources.SECRETS, "default", "owned", gone)
+    assert cluster.store.try_get(resources.SECRETS, "default", "free") is not None

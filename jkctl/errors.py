@@ -26,6 +26,7 @@ these types exactly once, at their boundary, chaining the original with
     │   ├── KubeInvalid             422: the object was rejected
     │   └── KubeGone                410: a watch's resourceVersion is too old
     ├── TunnelError                 port-forward to a pod failed or closed
+    │   └── PortNotListening        the pod answered, but nothing listens on the port
     ├── TemplateError               a kernelspec or pod template is broken
     ├── KernelError                 a kernel's lifecycle went wrong
     │   ├── KernelspecNotFound
@@ -180,6 +181,12 @@ class KubeGone(KubeError):
 class TunnelError(JkctlError):
     reference = "tunnel-error"
     http_status = 502
+
+
+class PortNotListening(TunnelError):
+    """The pod refused the connection: the process behind the port is (re)starting or gone."""
+
+    reference = "port-not-listening"
 
 
 class TemplateError(JkctlError):

@@ -34,7 +34,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Self
 
-from jkctl.errors import KubeError, TunnelError
+from jkctl.errors import KubeError, PortNotListening, TunnelError
 
 from .client import KubeClient
 from .resources import PODS
@@ -266,7 +266,8 @@ class PortForward:
     def _failure(self, failure: Failure) -> TunnelError:
         port = self.ports[failure.index]
         refused = "connection refused" in failure.message.lower()
-        return TunnelError(
+        error_type = PortNotListening if refused else TunnelError
+        return error_type(
             f'Kubernetes could not forward port {port} of pod "{self.pod}"'
             + (": nothing in the pod listens on it" if refused else ""),
             hint=f"check that the pod is running and listening on port {port} "

@@ -14,6 +14,23 @@ reconnects into a tight loop, consecutive failures push the next attempt
 back (exponential, capped, jittered) before it dials; the local connection
 simply waits, well inside ZeroMQ's handshake interval.
 
+A pod that *refuses* a port is different: the API server and kubelet
+answered, and the process behind the port is starting (a kernel booting or
+restarting in place). The tunnel then *probes*: one connection at a time
+dials, after a short delay that grows slowly (``refused_initial`` up to
+``refused_max``), and the first byte from the pod ends probing, so every
+waiting connection dials at once. That keeps the time from "the kernel
+listens" to "the daemon talks to it" to a few tens of milliseconds without
+a storm of websockets while it boots.
+
+A tunnel can be *paused* (:meth:`Tunnel.pause`): connections are accepted
+and held, nothing is dialed, until :meth:`Tunnel.resume` (the Kubernetes
+backend opens the tunnel when a pod is created and resumes it once the pod
+runs). While a connection waits, what it sends is kept for the pod, and a
+connection that ends meanwhile is dropped without dialing.
+:meth:`Tunnel.retarget` points later connections at another pod, and
+:meth:`Tunnel.close_connections` ends the current ones.
+
 The sockets live in a 0700 directory so that other local users cannot
 reach the kernel. :class:`Tunnel` owns its tasks (``async with``) and
 removes its sockets on exit. Counters (:class:`TunnelStats`) are kept for
@@ -29,12 +46,12 @@ import os
 import random
 import socket
 import stat
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from jkctl.errors import JkctlError, TunnelError
+from jkctl.errors import JkctlError, PortNotListening, TunnelError
 
 from .client import KubeClient
 from .portforward import PortForward, PortStream
@@ -52,6 +69,9 @@ class TunnelSettings:
     #: Delay before dialing after the first failure, doubling per failure up to max.
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
+    #: After the pod refused a port: the delay before the next probe, growing to max.
+    refused_initial: float = 0.02
+    refused_max: float = 0.2
     #: Opening one port-forward websocket (on top of the client's request timeout).
     open_timeout: float = 30.0
 
@@ -67,15 +87,32 @@ class TunnelStats:
     bytes_from_pod: int = 0
     #: Failures since the last stream that worked: what sets the back-off.
     failure_streak: int = 0
+    #: Of the failures, those where the pod refused the port (nothing listened yet).
+    refused: int = 0
+    #: Connections held for their turn to dial (paused, backing off, or probing).
+    waiting: int = 0
+    #: Connections that ended while they waited, never dialed.
+    dropped: int = 0
 
 
 class _Counters:
     """The live, mutable counters behind :class:`TunnelStats` (cheap on the data path)."""
 
-    __slots__ = ("active", "bytes_from_pod", "bytes_to_pod", "failed", "failure_streak", "opened")
+    __slots__ = (
+        "active",
+        "bytes_from_pod",
+        "bytes_to_pod",
+        "dropped",
+        "failed",
+        "failure_streak",
+        "opened",
+        "refused",
+        "waiting",
+    )
 
     def __init__(self) -> None:
-        self.opened = self.failed = self.active = self.failure_streak = 0
+        self.opened = self.failed = self.active = self.failure_streak = self.refused = 0
+        self.waiting = self.dropped = 0
         self.bytes_to_pod = self.bytes_from_pod = 0
 
 
@@ -91,6 +128,7 @@ class Tunnel:
         directory: Path,
         namespace: str | None = None,
         settings: TunnelSettings | None = None,
+        paused: bool = False,
     ) -> None:
         self._kube = kube
         self.pod = pod
@@ -102,10 +140,21 @@ class Tunnel:
         self._listeners: dict[int, socket.socket] = {}
         self._group = asyncio.TaskGroup()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[None]] = set()
         self._retry_at = 0.0
         self._created_directory = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._change = asyncio.Event()
+        self._resumed = asyncio.Event()
+        if not paused:
+            self._resumed.set()
+        # Probing: while the pod refuses the port, one connection at a time dials.
+        self._probing = False
+        self._probe_busy = False
+        self._probe_done = asyncio.Event()
+        self._probe_done.set()
+        self._refused_streak = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -152,11 +201,48 @@ class Tunnel:
             bytes_to_pod=counters.bytes_to_pod,
             bytes_from_pod=counters.bytes_from_pod,
             failure_streak=counters.failure_streak,
+            refused=counters.refused,
+            waiting=counters.waiting,
+            dropped=counters.dropped,
         )
+
+    async def wait_stats(self, predicate: Callable[[TunnelStats], bool]) -> TunnelStats:
+        """Until the counters satisfy ``predicate`` (checked whenever a connection changes)."""
+        while not predicate(stats := self.stats):
+            await self._change.wait()
+        return stats
 
     async def wait_idle(self) -> None:
         """Return once no connection is being forwarded."""
         await self._idle.wait()
+
+    # -- control -----------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Hold new connections (accepted, not dialed) until :meth:`resume`."""
+        self._resumed.clear()
+
+    def resume(self, *, probe: bool = True) -> None:
+        """Dial again, forgetting past failures; ``probe`` starts with one connection
+        at a time (the process behind the port may still be starting)."""
+        self._retry_at = 0.0
+        self._counters.failure_streak = 0
+        self._refused_streak = 0
+        self._probing = probe
+        self._resumed.set()
+
+    def retarget(self, pod: str) -> None:
+        """Forward later connections to ``pod`` (current ones stay where they are)."""
+        self.pod = pod
+
+    def close_connections(self) -> None:
+        """End every local connection, forwarded or waiting; the listeners stay."""
+        for task in list(self._connections):
+            task.cancel()
 
     # -- serving -----------------------------------------------------------------------
 
@@ -164,10 +250,12 @@ class Tunnel:
         loop = asyncio.get_running_loop()
         while True:
             connection, _ = await loop.sock_accept(listener)
-            self._start(self._serve(port, connection))
+            task = self._start(self._serve(port, connection))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
 
     async def _serve(self, port: int, connection: socket.socket) -> None:
-        """One local connection: wait out any back-off, open a websocket, pump until one ends."""
+        """One local connection: wait for its turn, open a websocket, pump until one ends."""
         try:
             reader, writer = await asyncio.open_unix_connection(
                 sock=connection, limit=self._settings.read_size
@@ -177,8 +265,13 @@ class Tunnel:
             return
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(writer.close)
+            turn = await self._wait_turn(reader)
+            if turn is None:
+                return  # the local side left while it waited
+            early, probe = turn
+            if probe is not None:
+                stack.callback(probe.release)
             try:
-                await self._wait_for_backoff()
                 async with asyncio.timeout(self._settings.open_timeout):
                     forward = await stack.enter_async_context(
                         PortForward(self._kube, self.pod, [port], namespace=self.namespace)
@@ -190,7 +283,7 @@ class Tunnel:
             self._activity(+1)
             stack.callback(self._activity, -1)
             try:
-                received = await self._pump(forward.stream(port), reader, writer)
+                received = await self._pump(forward.stream(port), reader, writer, early, probe)
             except JkctlError as exc:
                 self._failed(port, exc)
                 return
@@ -201,16 +294,22 @@ class Tunnel:
                 self._failed(port, TunnelError("the port-forward closed before any data came"))
 
     async def _pump(
-        self, remote: PortStream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        remote: PortStream,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        early: bytes,
+        probe: _ProbeSlot | None,
     ) -> bool | None:
         """Both directions at once; when either ends, the other is cancelled.
 
+        ``early`` is what the local side sent while it waited for its turn.
         Returns None when the local side ended first, else whether the pod
         sent anything before it ended.
         """
         received = [False]
-        to_pod = asyncio.create_task(self._to_pod(reader, remote))
-        from_pod = asyncio.create_task(self._from_pod(remote, writer, received))
+        to_pod = asyncio.create_task(self._to_pod(reader, remote, early))
+        from_pod = asyncio.create_task(self._from_pod(remote, writer, received, probe))
         try:
             done, _ = await asyncio.wait({to_pod, from_pod}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -222,44 +321,147 @@ class Tunnel:
                 raise result
         return received[0] if from_pod in done else None
 
-    async def _to_pod(self, reader: asyncio.StreamReader, remote: PortStream) -> None:
+    async def _to_pod(self, reader: asyncio.StreamReader, remote: PortStream, early: bytes) -> None:
         size = self._settings.read_size
         counters = self._counters
+        if early:
+            counters.bytes_to_pod += len(early)
+            await remote.write(early)
         with contextlib.suppress(ConnectionError):  # the local side went away: the end
             while data := await reader.read(size):
                 counters.bytes_to_pod += len(data)
                 await remote.write(data)
 
     async def _from_pod(
-        self, remote: PortStream, writer: asyncio.StreamWriter, received: list[bool]
+        self,
+        remote: PortStream,
+        writer: asyncio.StreamWriter,
+        received: list[bool],
+        probe: _ProbeSlot | None,
     ) -> None:
         counters = self._counters
         with contextlib.suppress(ConnectionError):  # the local side went away: the end
             while data := await remote.read():
                 if not received[0]:
                     received[0] = True
-                    counters.failure_streak = 0
+                    self._answered(probe)
                 writer.write(data)
                 counters.bytes_from_pod += len(data)
                 await writer.drain()
 
-    # -- back-off ----------------------------------------------------------------------
+    # -- whose turn it is to dial --------------------------------------------------------
 
-    async def _wait_for_backoff(self) -> None:
-        delay = self._retry_at - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _wait_turn(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[bytes, _ProbeSlot | None] | None:
+        """Until this connection may dial: (what it sent meanwhile, its probe slot if it
+        probes); None if it ended while it waited."""
+        now = asyncio.get_running_loop().time()
+        if self._resumed.is_set() and not self._probing and self._retry_at <= now:
+            return b"", None  # the common case: dial now
+        turn = asyncio.ensure_future(self._turn())
+        self._count("waiting", +1)
+        try:
+            early = await self._read_while(reader, turn)
+        finally:
+            self._count("waiting", -1)
+            if not turn.done():
+                turn.cancel()
+                await asyncio.wait([turn])
+        if early is None:
+            if not turn.cancelled() and (slot := turn.result()) is not None:
+                slot.release()
+            self._count("dropped", +1)
+            return None
+        return early, turn.result()
+
+    async def _read_while(
+        self, reader: asyncio.StreamReader, turn: asyncio.Future[_ProbeSlot | None]
+    ) -> bytes | None:
+        """What the local side sends until ``turn`` is done; None if it ends first."""
+        buffered = bytearray()
+        read: asyncio.Future[bytes] | None = None
+        try:
+            while not turn.done():
+                if read is None and len(buffered) < self._settings.read_size:
+                    read = asyncio.ensure_future(reader.read(self._settings.read_size))
+                waiting: set[asyncio.Future[Any]] = {turn} if read is None else {turn, read}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if read is not None and read.done():
+                    try:
+                        data = read.result()
+                    except ConnectionError:
+                        data = b""
+                    read = None
+                    if not data:
+                        return None
+                    buffered += data
+        finally:
+            if read is not None and not read.done():
+                read.cancel()
+                await asyncio.wait([read])
+        return bytes(buffered)
+
+    async def _turn(self) -> _ProbeSlot | None:
+        """Wait out a pause, the back-off, and another connection's probe; a slot if
+        this connection is to probe."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._resumed.wait()
+            delay = self._retry_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if not self._probing:
+                return None
+            if not self._probe_busy:
+                self._probe_busy = True
+                self._probe_done.clear()
+                return _ProbeSlot(self)
+            await self._probe_done.wait()
+
+    def _probe_ended(self) -> None:
+        self._probe_busy = False
+        self._probe_done.set()
+
+    def _answered(self, probe: _ProbeSlot | None) -> None:
+        """The pod sent data: whatever listens is up; everyone may dial."""
+        self._counters.failure_streak = 0
+        self._refused_streak = 0
+        self._probing = False
+        if probe is not None:
+            probe.release()
+
+    # -- back-off ----------------------------------------------------------------------
 
     def _failed(self, port: int, exc: BaseException) -> None:
         counters = self._counters
         counters.failed += 1
         counters.failure_streak += 1
-        streak = counters.failure_streak
+        self._changed()
         settings = self._settings
+        message = exc.message if isinstance(exc, JkctlError) else str(exc) or type(exc).__name__
+        if isinstance(exc, PortNotListening):
+            # The process behind the port is starting: probe again soon, one at a time.
+            counters.refused += 1
+            self._refused_streak += 1
+            self._probing = True
+            delay = min(
+                settings.refused_max, settings.refused_initial * 1.5 ** (self._refused_streak - 1)
+            )
+            self._retry_at = asyncio.get_running_loop().time() + delay
+            logger.debug(
+                "port %d of pod %s is not listening yet (%d in a row); probing again in %.0f ms",
+                port,
+                self.pod,
+                self._refused_streak,
+                delay * 1000,
+            )
+            return
+        streak = counters.failure_streak
         delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (streak - 1))
         delay *= random.uniform(0.8, 1.2)
         self._retry_at = asyncio.get_running_loop().time() + delay
-        message = exc.message if isinstance(exc, JkctlError) else str(exc) or type(exc).__name__
         logger.warning(
             "tunnel to port %d of pod %s failed (%d in a row, next try in %.1f s): %s",
             port,
@@ -275,11 +477,22 @@ class Tunnel:
             self._idle.clear()
         else:
             self._idle.set()
+        self._changed()
 
-    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _count(self, counter: str, delta: int) -> None:
+        setattr(self._counters, counter, getattr(self._counters, counter) + delta)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Wake :meth:`wait_stats` (per connection event, never per byte)."""
+        self._change.set()
+        self._change = asyncio.Event()
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._group.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- the socket directory ----------------------------------------------------------
 
@@ -335,3 +548,19 @@ class Tunnel:
             f"cannot create the tunnel sockets in {self.directory}: {exc.strerror or exc}",
             hint="check that jkctl's state directory is writable (or set JKCTL_STATE_DIR)",
         )
+
+
+class _ProbeSlot:
+    """The right to probe the pod, held by one connection until it hears from the pod or
+    ends; releasing it twice is harmless."""
+
+    __slots__ = ("_released", "_tunnel")
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self._tunnel = tunnel
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._tunnel._probe_ended()

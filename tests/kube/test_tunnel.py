@@ -215,3 +215,105 @@ async def test_socket_path_too_long(kube: KubeClient, tmp_path: Path) -> None:
     with pytest.raises(errors.TunnelError, match="too long for a Unix socket"):
         async with Tunnel(kube, pod="k-1", ports=[5555], directory=deep):
             pytest.fail("should not start")
+
+
+async def test_a_paused_tunnel_holds_connections_and_keeps_what_they_send(
+    api: FakeApi, kube: KubeClient, echo: EchoServer, tmp_path: Path
+) -> None:
+    async with Tunnel(
+        kube, pod="k-1", ports=[5555], directory=tmp_path / "t", paused=True
+    ) as tunnel:
+        assert tunnel.paused
+        # A connection that ends while the tunnel is paused is never dialed.
+        _, gone = await asyncio.open_unix_connection(tunnel.path(5555))
+        gone.close()
+        reader, writer = await asyncio.open_unix_connection(tunnel.path(5555))
+        writer.write(b"sent early")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            await tunnel.wait_stats(lambda s: s.dropped == 1 and s.waiting == 1)
+        assert api.portforwards == []
+
+        tunnel.resume(probe=False)
+        assert await reader.readexactly(10) == b"sent early"
+        assert len(api.portforwards) == 1
+        writer.close()
+
+
+async def reconnecting_echo(path: Path, payload: bytes) -> int:
+    """Connect, send, read the echo; on EOF connect again, as ZeroMQ does. Returns tries."""
+    tries = 0
+    while True:
+        tries += 1
+        reader, writer = await asyncio.open_unix_connection(path)
+        try:
+            writer.write(payload)
+            echoed = await reader.read(len(payload))
+        finally:
+            writer.close()
+        if echoed:
+            assert echoed == payload
+            return tries
+
+
+async def test_a_refused_port_is_probed_by_one_connection_at_a_time(
+    api: FakeApi, kube: KubeClient, tmp_path: Path
+) -> None:
+    """While nothing listens in the pod, one connection probes; once something does,
+    every waiting connection gets through at once."""
+    in_flight, most = [0], [0]
+    path = "/api/v1/namespaces/geo/pods/k-1/portforward"
+
+    async def counting(request: web.Request) -> web.StreamResponse:
+        refused = 5555 not in api.pod_ports
+        in_flight[0] += refused
+        most[0] = max(most[0], in_flight[0])
+        try:
+            return await api._portforward(request)
+        finally:
+            in_flight[0] -= refused
+
+    api.on("GET", path, counting)
+    async with Tunnel(kube, pod="k-1", ports=[5555], directory=tmp_path / "t") as tunnel:
+        clients = [
+            asyncio.create_task(reconnecting_echo(tunnel.path(5555), f"client {i}".encode()))
+            for i in range(3)
+        ]
+        async with asyncio.timeout(10):
+            # Every dial after the first refused round waits its turn.
+            stats = await tunnel.wait_stats(lambda s: s.refused >= 8)
+        assert most[0] <= 3, "only the first round dials in parallel"
+        refused_so_far = stats.refused
+        async with EchoServer() as echo:
+            api.pod_ports[5555] = echo.port
+            async with asyncio.timeout(2):
+                await asyncio.gather(*clients)
+            # After the first round, probes went one by one: the later dials did not
+            # pile up (3 clients reconnecting every few ms would have made hundreds).
+            assert tunnel.stats.refused <= refused_so_far + 3
+            assert tunnel.stats.failure_streak == 0
+            await tunnel.wait_idle()
+
+
+async def test_close_connections_and_retarget(
+    api: FakeApi, kube: KubeClient, echo: EchoServer, tmp_path: Path
+) -> None:
+    async with Tunnel(kube, pod="k-1", ports=[5555], directory=tmp_path / "t") as tunnel:
+        reader, writer = await asyncio.open_unix_connection(tunnel.path(5555))
+        writer.write(b"a")
+        assert await reader.readexactly(1) == b"a"
+        tunnel.pause()
+        tunnel.retarget("k-2")
+        tunnel.close_connections()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
+        reader, writer = await asyncio.open_unix_connection(tunnel.path(5555))
+        writer.write(b"b")
+        tunnel.resume()
+        assert await reader.readexactly(1) == b"b"
+        writer.close()
+    assert api.portforwards == [
+        "/api/v1/namespaces/geo/pods/k-1/portforward",
+        "/api/v1/namespaces/geo/pods/k-2/portforward",
+    ]

@@ -118,8 +118,15 @@ class KernelHandle(abc.ABC):
         """Interrupt a kernel whose kernelspec says ``interrupt_mode: signal``."""
 
     @abc.abstractmethod
-    async def restart(self) -> ConnectionInfo:
-        """Stop the kernel and start it again under the same id, in place.
+    async def restart(self, *, hard: bool = False) -> ConnectionInfo:
+        """Start the kernel again under the same id, in place.
+
+        Called after the manager asked the kernel to shut down for a restart
+        (``shutdown_request`` with ``restart: true``); a backend that can
+        watch the kernel exit and relaunch (a pod's wrapper) may leave the
+        rest to it, others stop the process themselves. ``hard`` means the
+        previous restart did not come back: replace the kernel by any means
+        (the Kubernetes backend recreates the pod).
 
         Returns once the new process was launched (not once it answers);
         its facts follow in :meth:`events` under the next incarnation.
@@ -142,6 +149,13 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: Whether kernels keep running when the daemon stops without --stop-kernels.
     kernels_outlive_daemon: ClassVar[bool]
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Get ready to launch (log in, check permissions) before the daemon serves.
+
+        Raises a :class:`~jkctl.errors.JkctlError` saying what is wrong. The
+        caller calls :meth:`aclose` whether or not this succeeded."""
 
     @abc.abstractmethod
     async def launch(

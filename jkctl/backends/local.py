@@ -109,6 +109,9 @@ class LocalBackend(Backend):
             raise
         return kernel
 
+    async def open(self) -> None:
+        self._runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     async def discover(self) -> list[KernelHandle]:
         return []
 
@@ -264,7 +267,8 @@ class LocalKernel(KernelHandle):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGINT)
 
-    async def restart(self) -> ConnectionInfo:
+    async def restart(self, *, hard: bool = False) -> ConnectionInfo:
+        del hard  # always hard: the process may have ignored the shutdown request
         await self._stop_process()
         self._incarnation += 1
         await self.spawn()

@@ -3,8 +3,9 @@
 :func:`run_daemon` is the daemon's whole life, used both in the foreground
 (``jkctl connect --foreground``) and by the detached process
 (``python -m jkctl.daemon``). In order: take the state folder's lock (one
-daemon per folder), build the backend (so a backend that cannot work fails
-before anything is announced), bind the port, start serving, write
+daemon per folder), build and open the backend (so a backend that cannot
+work -- no cluster, missing permissions -- fails before anything is
+announced), bind the port, start serving, write
 ``daemon.json``, and call ``on_ready``. It stops on SIGTERM/SIGINT or on
 ``POST /jkctl/shutdown``, then closes websockets, stops or detaches kernels,
 and removes ``daemon.json``.
@@ -47,7 +48,12 @@ async def run_daemon(
     with DaemonLock(files):
         token = load_or_create_token(files)
         backend = create_backend(settings.backend, runtime_dir=files.runtime_dir)
-        sock = _bind(settings.port)
+        try:
+            await backend.open()
+            sock = _bind(settings.port)
+        except BaseException:
+            await backend.aclose()
+            raise
         port = int(sock.getsockname()[1])
         control = DaemonControl()
         app = make_app(settings=settings, backend=backend, token=token, port=port, control=control)
@@ -84,6 +90,7 @@ async def run_daemon(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
             await runner.cleanup()
+            await backend.aclose()  # closed already unless the app never started
             sock.close()
     logger.info("jkctl daemon stopped")
 

@@ -11,6 +11,15 @@ subscription arrives). Meanwhile the backend's lifecycle events are read: a
 timeout waited out; a ``Died`` later marks the kernel dead, tells its clients
 (status ``dead``), closes their connections and removes the kernel.
 
+A restart asks the kernel to shut down for a restart, lets the backend
+relaunch it, and waits for a ``kernel_info_reply`` from a *new* kernel
+process: every Jupyter kernel signs its messages with a session id of its
+own, so a reply still carrying the old one comes from the process that is
+on its way out (a pod's kernel is relaunched in place, and a tunnel can
+reach the old process for a moment). An in-place restart that does not come
+back within ``restart_timeout``, or that dies, is retried once as a *hard*
+restart (the backend replaces the kernel by force).
+
 Each kernel owns one task, its lifecycle watcher, started in :meth:`Kernel.start`
 and cancelled and awaited when the kernel is closed. Lifecycle operations
 (restart, shutdown) are serialized by a lock.
@@ -66,6 +75,12 @@ UNTRACKED_MESSAGE_TYPES = frozenset(
     }
 )
 _IOPUB_GRACE = 1.0
+#: How soon to ask again when the previous kernel process still answered.
+_OLD_KERNEL_RETRY = 0.05
+
+
+class _RestartStalled(Exception):
+    """An in-place restart did not come back in time, or its kernel died: replace it."""
 
 
 class KernelState(enum.StrEnum):
@@ -103,6 +118,8 @@ class Kernel:
             on_client_message=self._track_client,
         )
         self._incarnation = handle.incarnation
+        #: The session id of the kernel process that answered last.
+        self._kernel_session: str | None = None
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self._start_failure: asyncio.Future[str] | None = None
@@ -162,14 +179,18 @@ class Kernel:
             self._check_alive()
             self.state = KernelState.RESTARTING
             self.relay.broadcast_status("restarting")
-            # Facts about the old process (its exit) are stale from here on.
-            self._incarnation = self._handle.incarnation + 1
-            self._start_failure = asyncio.get_running_loop().create_future()
+            previous = self._kernel_session
             await self._ask_to_stop(restart=True)
             try:
-                connection = await self._handle.restart()
-                self.relay.open(connection)
-                await self._wait_ready()
+                try:
+                    await self._relaunch(previous, hard=False)
+                except _RestartStalled as stalled:
+                    logger.warning(
+                        "kernel %s: the in-place restart did not come back (%s); replacing it",
+                        self.id,
+                        stalled,
+                    )
+                    await self._relaunch(previous, hard=True)
             except BaseException as exc:
                 reason = (
                     exc.message if isinstance(exc, KernelError) else "the restart was cancelled"
@@ -179,6 +200,27 @@ class Kernel:
             self.state = KernelState.IDLE
             self.reason = ""
             logger.info("kernel %s: restarted", self.id)
+
+    async def _relaunch(self, previous: str | None, *, hard: bool) -> None:
+        """Have the backend relaunch the kernel and wait for a new process to answer.
+
+        A soft (in-place) relaunch that stalls or dies raises _RestartStalled.
+        """
+        # Facts about the old process (its exit) are stale from here on.
+        self._incarnation = self._handle.incarnation + 1
+        self._start_failure = asyncio.get_running_loop().create_future()
+        connection = await self._handle.restart(hard=hard)
+        self.relay.open(connection)
+        if hard:
+            await self._wait_ready(not_session=previous)
+            return
+        try:
+            async with asyncio.timeout(self._settings.restart_timeout):
+                await self._wait_ready(not_session=previous, stall=True)
+        except TimeoutError:
+            raise _RestartStalled(
+                f"no new kernel answered within {self._settings.restart_timeout:.0f} seconds"
+            ) from None
 
     async def shutdown(self, *, now: bool = False) -> None:
         """Stop the kernel (politely unless ``now``) and release everything."""
@@ -215,23 +257,32 @@ class Kernel:
         except (TimeoutError, KernelError):
             logger.info("kernel %s: no shutdown_reply; stopping it anyway", self.id)
 
-    async def _wait_ready(self) -> None:
-        """Until kernel_info is answered and iopub flows, or the backend says it died.
+    async def _wait_ready(
+        self,
+        *,
+        not_session: str | None = None,
+        stall: bool = False,
+    ) -> None:
+        """Until kernel_info is answered (by a process other than ``not_session``'s) and
+        iopub flows, or the backend says it died.
 
         The failure future was set up when the start or restart began, so a death
-        reported at any point since is not missed.
+        reported at any point since is not missed. With ``stall``, a death is
+        raised as _RestartStalled, for the caller to retry (the caller also sets
+        the time it allows); otherwise a death or the start timeout is a
+        KernelStartError.
         """
         failure = self._start_failure
         assert failure is not None
-        probe = asyncio.ensure_future(self._probe())
+        probe = asyncio.ensure_future(self._probe(not_session))
+        limit = self._settings.start_timeout
         try:
-            async with asyncio.timeout(self._settings.start_timeout):
+            async with asyncio.timeout(limit):
                 waiters: list[asyncio.Future[Any]] = [probe, failure]
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise KernelStartError(
-                f"Kernel {self.id} ({self.name}) did not answer within "
-                f"{self._settings.start_timeout:.0f} seconds"
+                f"Kernel {self.id} ({self.name}) did not answer within {limit:.0f} seconds"
                 + (f"; last known state: {self.reason}." if self.reason else "."),
                 hint="See the daemon log for the kernel's output.",
             ) from None
@@ -241,15 +292,26 @@ class Kernel:
                 probe.cancel()
                 await asyncio.wait([probe])
         if failure.done():
+            if stall:
+                raise _RestartStalled(failure.result())
             raise KernelStartError(
                 f"Kernel {self.id} ({self.name}) failed to start: {failure.result()}",
                 hint="See the daemon log for the kernel's full output.",
             )
         probe.result()
 
-    async def _probe(self) -> None:
+    async def _probe(self, not_session: str | None) -> None:
         while True:
-            await self.relay.request("shell", "kernel_info_request")
+            reply = await self.relay.request("shell", "kernel_info_request")
+            session = reply.session()
+            if not_session is not None and session == not_session:
+                # The previous process answered: it got the shutdown request and is
+                # on its way out, after which the connections reach its successor.
+                # No event says when; ask again shortly.
+                logger.debug("kernel %s: the previous process still answers", self.id)
+                await asyncio.sleep(_OLD_KERNEL_RETRY)
+                continue
+            self._kernel_session = session
             if self.relay.iopub_seen:
                 return
             try:

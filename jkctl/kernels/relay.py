@@ -68,6 +68,15 @@ class KernelMessage:
         """The content, parsed (only for the daemon's own small messages and status)."""
         return json.loads(bytes(self.parts[3]))
 
+    def session(self) -> str | None:
+        """The sending process's session id (each kernel process has its own)."""
+        try:
+            header = json.loads(bytes(self.parts[0]))
+        except ValueError:
+            return None
+        session = header.get("session") if isinstance(header, dict) else None
+        return session if isinstance(session, str) else None
+
     def parent_header(self) -> wire.MessageHeader:
         """The parent header, parsed; ``{}`` when it is not a JSON object."""
         parsed = json.loads(bytes(self.parts[1]))

@@ -15,5 +15,7 @@ class KernelSettings:
     start_timeout: float = 120.0
     #: Seconds the daemon waits for a reply to its own requests (interrupt, shutdown).
     request_timeout: float = 5.0
+    #: Seconds an in-place restart may take before the kernel is replaced by force.
+    restart_timeout: float = 30.0
     #: How far (bytes) a websocket client may fall behind before its output is shed.
     client_queue_limit: int = 64 * 1024 * 1024

@@ -107,6 +107,10 @@ def _emit(value: Any) -> str:
     return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", literal)
 
 
+#: libyaml's safe loader when PyYAML has it: a pod with the wrapper script inline is a few
+#: KiB of quoted text, which the pure-Python scanner takes milliseconds over per launch.
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _ENVIRONMENT = jinja2.sandbox.ImmutableSandboxedEnvironment(
     finalize=_emit,
     undefined=jinja2.StrictUndefined,
@@ -135,7 +139,7 @@ def render_pod(template: str, values: KernelPodValues, *, source: str) -> dict[s
             hint="templates may only format the values they are given",
         ) from exc
     try:
-        manifest = yaml.safe_load(text)
+        manifest = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f", line {where.line + 1}" if where is not None else ""

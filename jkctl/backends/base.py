@@ -96,6 +96,9 @@ class KernelHandle(abc.ABC):
 
     kernel_id: str
     kernelspec: str
+    #: Whether :meth:`interrupt` can signal the kernel; if not, the manager interrupts
+    #: with ``interrupt_request`` on the control channel even for signal-mode kernelspecs.
+    can_signal: ClassVar[bool] = True
 
     @property
     @abc.abstractmethod

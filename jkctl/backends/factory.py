@@ -2,9 +2,8 @@
 
 ``choose_backend`` decides (and says why) which backend a daemon uses: the one
 asked for, else Kubernetes when a kubeconfig exists, else the local backend —
-the embedded default on a fresh machine. ``create_backend`` builds it. The
-Kubernetes backend plugs in here once ``jkctl.kube`` provides it; nothing above
-this module changes.
+the embedded default on a fresh machine. ``create_backend`` builds it; the
+backends' own modules are imported only then, so choosing stays cheap.
 
 This module only looks for kubeconfig *files*; reading them (contexts,
 namespaces, credentials) is ``jkctl.kube``'s job.
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jkctl.backends.base import Backend
+from jkctl.backends.kubernetes.settings import KubeBackendSettings
 from jkctl.errors import ConfigError, UsageError
 
 BACKENDS = ("local", "kubernetes")
@@ -66,14 +66,21 @@ def choose_backend(
     return BackendChoice(name="local", why="no kubeconfig found, so kernels run on this machine")
 
 
-def create_backend(name: str, *, runtime_dir: Path) -> Backend:
+def create_backend(
+    name: str, *, runtime_dir: Path, kubernetes: KubeBackendSettings | None = None
+) -> Backend:
+    """The backend ``name``; the Kubernetes one needs its settings."""
     if name == "local":
         from jkctl.backends.local import LocalBackend
 
         return LocalBackend(runtime_dir=runtime_dir)
     if name == "kubernetes":
-        raise ConfigError(
-            "The Kubernetes backend is not available in this version of jkctl yet.",
-            hint="Run `jkctl connect --backend local` to run kernels on this machine.",
-        )
+        if kubernetes is None:
+            raise ConfigError(
+                "The Kubernetes backend was chosen without its settings.",
+                hint="This is a bug in jkctl; please report it with the --debug output.",
+            )
+        from jkctl.backends.kubernetes.backend import KubernetesBackend
+
+        return KubernetesBackend(kubernetes)
     raise UsageError(f"Unknown backend '{name}'.", hint=f"Use one of: {', '.join(BACKENDS)}.")

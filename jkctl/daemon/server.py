@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import getpass
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from jkctl import __version__
 from jkctl.backends.factory import create_backend
+from jkctl.backends.kubernetes.settings import KubeBackendSettings
 from jkctl.daemon.app import make_app
 from jkctl.daemon.appkeys import DaemonControl
 from jkctl.daemon.settings import DaemonSettings
@@ -32,6 +34,7 @@ from jkctl.daemon.state import (
     DaemonLock,
     DaemonRecord,
     StateFiles,
+    load_or_create_daemon_id,
     load_or_create_token,
     write_record,
 )
@@ -47,7 +50,13 @@ async def run_daemon(
     files = StateFiles(dir=settings.state_dir)
     with DaemonLock(files):
         token = load_or_create_token(files)
-        backend = create_backend(settings.backend, runtime_dir=files.runtime_dir)
+        backend = create_backend(
+            settings.backend,
+            runtime_dir=files.runtime_dir,
+            kubernetes=_kube_settings(settings, files)
+            if settings.backend == "kubernetes"
+            else None,
+        )
         try:
             await backend.open()
             sock = _bind(settings.port)
@@ -93,6 +102,25 @@ async def run_daemon(
             await backend.aclose()  # closed already unless the app never started
             sock.close()
     logger.info("jkctl daemon stopped")
+
+
+def _kube_settings(settings: DaemonSettings, files: StateFiles) -> KubeBackendSettings:
+    return KubeBackendSettings(
+        kubeconfig=settings.kubeconfig,
+        context=settings.context,
+        namespace=settings.namespace,
+        daemon_id=load_or_create_daemon_id(files),
+        owner=_login_name(),
+        runtime_dir=files.runtime_dir,
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _bind(port: int) -> socket.socket:

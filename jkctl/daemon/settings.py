@@ -16,9 +16,14 @@ namespace                  JKCTL_NAMESPACE          namespace
 allow_origins              JKCTL_ALLOW_ORIGINS      allow_origins (list)
 kernel_start_timeout       JKCTL_KERNEL_START_...   kernel_start_timeout (s)
 client_queue_limit         JKCTL_CLIENT_QUEUE_...   client_queue_limit (bytes)
+lease_seconds              JKCTL_LEASE_SECONDS      lease_seconds (s)
 =========================  =======================  ============================
 
-``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``.
+``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``. For the
+Kubernetes backend, the context and namespace are resolved here from the
+kubeconfig (its current context and that context's namespace, unless given),
+so the daemon, its record and ``jkctl connect``'s reuse check all name the
+same target.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from jkctl import paths
 from jkctl.backends.factory import choose_backend
+from jkctl.backends.kubernetes.settings import DEFAULT_LEASE_SECONDS
 from jkctl.errors import ConfigError
 from jkctl.kernels.settings import KernelSettings
 
@@ -53,6 +59,8 @@ class DaemonSettings:
     kernel_start_timeout: float = 120.0
     client_queue_limit: int = 64 * 1024 * 1024
     max_message_bytes: int = 1024 * 1024 * 1024
+    #: How long a kernel pod outlives its last lease renewal (a daemon gone for good).
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
 
     def kernel_settings(self) -> KernelSettings:
         return KernelSettings(
@@ -107,6 +115,13 @@ def _positive(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return parse
 
 
+def _lease(value: Any) -> int:
+    seconds = int(value)
+    if seconds < 2:
+        raise ValueError("a lease is at least 2 seconds (the pod's clock ticks in seconds)")
+    return seconds
+
+
 # setting -> (environment variable, parser)
 _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "port": ("JKCTL_PORT", _port),
@@ -117,6 +132,7 @@ _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "allow_origins": ("JKCTL_ALLOW_ORIGINS", _strings),
     "kernel_start_timeout": ("JKCTL_KERNEL_START_TIMEOUT", _positive(float)),
     "client_queue_limit": ("JKCTL_CLIENT_QUEUE_LIMIT", _positive(int)),
+    "lease_seconds": ("JKCTL_LEASE_SECONDS", _lease),
 }
 
 
@@ -141,6 +157,10 @@ def resolve_settings(
             values[key] = _parse(key, raw, f"--{key.replace('_', '-')}") if key in _SOURCES else raw
     kubeconfig = values.pop("kubeconfig", None) or env.get("KUBECONFIG") or None
     choice = choose_backend(requested=values.pop("backend", None), kubeconfig=kubeconfig, env=env)
+    if choice.name == "kubernetes":
+        values["context"], values["namespace"] = _kube_target(
+            kubeconfig, context=values.get("context"), namespace=values.get("namespace"), env=env
+        )
     return DaemonSettings(
         state_dir=paths.state_dir(env),
         user_kernels_dir=paths.user_kernels_dir(env),
@@ -149,6 +169,17 @@ def resolve_settings(
         kubeconfig=kubeconfig,
         **values,
     )
+
+
+def _kube_target(
+    kubeconfig: str | None, *, context: str | None, namespace: str | None, env: Mapping[str, str]
+) -> tuple[str, str]:
+    """The context and namespace the Kubernetes backend will use (files only, no login)."""
+    from jkctl.kube.login import kubeconfig_setting_login
+
+    login = kubeconfig_setting_login(kubeconfig, context=context, env=env)
+    resolved_context, context_namespace = login.target()
+    return resolved_context, namespace or context_namespace
 
 
 def _parse(key: str, raw: Any, where: str) -> Any:

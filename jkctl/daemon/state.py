@@ -10,6 +10,9 @@ All under ``jkctl.paths.state_dir()`` (created 0700):
   namespace, start time, version, log file (:class:`DaemonRecord`).
 - ``token`` — the API token, 0600. Kept across daemon restarts so a
   configured JupyterLab keeps working.
+- ``daemon-id`` — a random id, made once: the Kubernetes backend labels its
+  pods with it, so a restarted daemon finds its own kernels (and no one
+  else's).
 - ``daemon.log`` — the detached daemon's log.
 - ``runtime/`` — kernels' connection files (0700).
 
@@ -46,6 +49,10 @@ class StateFiles:
     @property
     def token_file(self) -> Path:
         return self.dir / "token"
+
+    @property
+    def daemon_id_file(self) -> Path:
+        return self.dir / "daemon-id"
 
     @property
     def log_file(self) -> Path:
@@ -175,6 +182,18 @@ def load_or_create_token(files: StateFiles) -> str:
     token = secrets.token_urlsafe(32)
     _write_private(files.token_file, token + "\n")
     return token
+
+
+def load_or_create_daemon_id(files: StateFiles) -> str:
+    """This state folder's daemon id (16 hex digits), made on first use."""
+    files.ensure()
+    with contextlib.suppress(OSError):
+        found = files.daemon_id_file.read_text(encoding="ascii").strip()
+        if len(found) == 16 and all(c in "0123456789abcdef" for c in found):
+            return found
+    daemon_id = secrets.token_hex(8)
+    _write_private(files.daemon_id_file, daemon_id + "\n")
+    return daemon_id
 
 
 def read_token(files: StateFiles) -> str:

@@ -159,7 +159,8 @@ class Kernel:
 
     async def interrupt(self) -> None:
         self._check_alive()
-        if self.spec.interrupt_mode == "message":
+        mode = self.spec.interrupt_mode if self._handle.can_signal else "message"
+        if mode == "message":
             try:
                 async with asyncio.timeout(self._settings.request_timeout):
                     await self.relay.request("control", "interrupt_request")
@@ -171,7 +172,7 @@ class Kernel:
                 ) from None
         else:
             await self._handle.interrupt()
-        logger.info("kernel %s: interrupted (%s mode)", self.id, self.spec.interrupt_mode)
+        logger.info("kernel %s: interrupted (%s mode)", self.id, mode)
 
     async def restart(self) -> None:
         """A fresh kernel process under the same id; clients stay connected."""

@@ -116,6 +116,18 @@ def kubeconfig_login(
     return KubeconfigLogin(paths=paths, context=context)
 
 
+def kubeconfig_setting_login(
+    setting: str | None, *, context: str | None = None, env: Mapping[str, str] = os.environ
+) -> KubeconfigLogin:
+    """The login for a kubeconfig *setting*: a path (``--kubeconfig``), a KUBECONFIG-style
+    list of paths, or None (KUBECONFIG, else ~/.kube/config)."""
+    if setting and os.pathsep not in setting:
+        return kubeconfig_login(kubeconfig=Path(setting), context=context, env=env)
+    if setting:
+        env = {**env, "KUBECONFIG": setting}
+    return kubeconfig_login(context=context, env=env)
+
+
 @dataclass(frozen=True, kw_only=True)
 class KubeconfigLogin:
     """One context of a (possibly merged) kubeconfig; None means its current context."""
@@ -127,6 +139,13 @@ class KubeconfigLogin:
         """The context names defined, and the current one (as kubectl picks it)."""
         merged = _Merged.read(self.paths)
         return list(merged.contexts), merged.current
+
+    def target(self) -> tuple[str, str]:
+        """The context this login uses and its namespace, read from the files alone
+        (no plugin runs, nothing is contacted)."""
+        merged = _Merged.read(self.paths)
+        name = self._context_name(merged)
+        return name, str(merged.contexts[name].get("namespace") or "default")
 
     def credentials(self) -> Credentials:
         merged = _Merged.read(self.paths)

@@ -64,8 +64,11 @@ _MIN_MEMORY = Decimal(16 * 2**20)
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# The distribution reference grammar: a first component is a registry only if it has a
+# dot or a port, or is localhost; the path is lower-case.
+_REGISTRY = r"(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+)(?::[0-9]+)?"
 _IMAGE = re.compile(
-    r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)?"
+    rf"^(?:(?={_REGISTRY}/)(?:localhost(?::[0-9]+)?|[^/]*[.:][^/]*)/)?"
     rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
     r"(?:@sha256:[0-9a-f]{64})?$"
@@ -119,7 +122,7 @@ def parse_launch_env(env: Mapping[str, str], *, namespace: str) -> LaunchVariabl
     if username is not None and len(username) > 128:
         raise _invalid("KERNEL_USERNAME", username, "a user name of at most 128 characters")
     image = env.get("KERNEL_IMAGE") or None
-    if image is not None and not _IMAGE.match(image):
+    if image is not None and not _IMAGE.fullmatch(image):
         raise _invalid(
             "KERNEL_IMAGE", image, "an image reference such as quay.io/jupyter/scipy-notebook:2024"
         )
@@ -195,7 +198,7 @@ _NAMES = {"cpu": "CPUS", "memory": "MEMORY"}
 
 
 def cpu_value(quantity: str) -> Decimal:
-    match = _CPU.match(quantity)
+    match = _CPU.fullmatch(quantity)
     if match is None:
         return _loose_value(quantity)
     number = Decimal(str(match["number"]))
@@ -203,7 +206,7 @@ def cpu_value(quantity: str) -> Decimal:
 
 
 def memory_value(quantity: str) -> Decimal:
-    match = _MEMORY.match(quantity)
+    match = _MEMORY.fullmatch(quantity)
     if match is None:
         return _loose_value(quantity)
     suffix: str = match["suffix"] or ""
@@ -222,7 +225,7 @@ def _loose_value(quantity: str) -> Decimal:
 def _check_namespace(wanted: str | None, namespace: str) -> None:
     if not wanted or wanted == namespace:
         return
-    if not _DNS_LABEL.match(wanted):
+    if not _DNS_LABEL.fullmatch(wanted):
         raise _invalid("KERNEL_NAMESPACE", wanted, "a namespace name")
     raise UsageError(
         f"This jkctl daemon runs kernels in namespace {namespace}, not {wanted} "
@@ -236,7 +239,7 @@ def _cpu(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     if not value:
         return None
-    if not _CPU.match(value) or cpu_value(value) <= 0:
+    if not _CPU.fullmatch(value) or cpu_value(value) <= 0:
         raise _invalid(name, value, "a number of CPUs such as 2, 0.5 or 500m")
     return value
 
@@ -245,7 +248,7 @@ def _memory(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     if not value:
         return None
-    if not _MEMORY.match(value):
+    if not _MEMORY.fullmatch(value):
         raise _invalid(name, value, "an amount of memory such as 4Gi, 512Mi or 2G")
     if memory_value(value) < _MIN_MEMORY:
         raise _invalid(name, value, "at least 16Mi, with a unit (4Gi, not 4)")

@@ -112,7 +112,8 @@ def _ended(pod: PodState, kernel: ContainerState | None) -> Verdict:
             return Verdict(outlook=Outlook.FAILED, reason=reason, needs_logs=True)
         return Verdict(
             outlook=Outlook.FAILED,
-            reason=f"The kernel's container in pod {pod.name} ended"
+            reason=f"The kernel's container in pod {pod.name} "
+            + ("exited" if kernel.exit_code is not None else "ended")
             + _exit(kernel.exit_code, kernel.reason),
             needs_logs=True,
         )

@@ -46,6 +46,9 @@ class RunningDaemon:
     token: str
     root: Path
     env: dict[str, str]
+    backend: str = "local"
+    #: The kubesim namespace (and user) of a Kubernetes daemon.
+    kube: Any = None
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -63,8 +66,23 @@ class RunningDaemon:
             raw = error.read()
             return error.code, json.loads(raw) if raw else None
 
-    def stop(self) -> None:
-        self.process.terminate()
+    def kernel_gone(self, kernel_id: str, pid: int) -> bool:
+        """Whether a kernel that was shut down left nothing: its process (local, by the pid
+        it reported), or its pod and Secret (Kubernetes)."""
+        if self.backend == "local":
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+        return not self.kube.leftovers(f"jkctl.io/kernel-id={kernel_id}")
+
+    def stop(self, *, stop_kernels: bool = False) -> None:
+        """Stop the daemon (SIGTERM, or asking it to stop its kernels too)."""
+        if stop_kernels:
+            self.request("POST", "/jkctl/shutdown", {"stop_kernels": True})
+        else:
+            self.process.terminate()
         self.process.wait(timeout=60)
         assert self.process.stdout is not None
         self.process.stdout.close()

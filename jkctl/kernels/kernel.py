@@ -358,15 +358,15 @@ class Kernel:
             watcher.cancel()
             await asyncio.wait([watcher])
         self.relay.close()
-        try:
-            if terminate:
-                await self._handle.terminate()
-            else:
-                await self._handle.detach()
-        finally:
-            if not self._gone:
-                self._gone = True
-                self._on_gone(self)
+        # Leave the table before the backend cleans up (deleting a pod takes a while):
+        # a client told "dead" must not find the kernel still listed.
+        if not self._gone:
+            self._gone = True
+            self._on_gone(self)
+        if terminate:
+            await self._handle.terminate()
+        else:
+            await self._handle.detach()
 
     # -- activity -------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from jkctl.backends.factory import choose_backend, create_backend, find_kubeconfig
+from jkctl.backends.kubernetes.backend import KubernetesBackend
+from jkctl.backends.kubernetes.settings import KubeBackendSettings
 from jkctl.backends.local import LocalBackend
 from jkctl.errors import ConfigError, UsageError
 
@@ -45,9 +47,12 @@ def test_asked_for_beats_detection(tmp_path: Path) -> None:
         choose_backend(requested="mainframe", kubeconfig=None, env={})
 
 
-def test_the_kubernetes_backend_is_a_clear_error_until_it_lands(tmp_path: Path) -> None:
+def test_backends_are_built_by_name(tmp_path: Path) -> None:
     assert isinstance(create_backend("local", runtime_dir=tmp_path), LocalBackend)
+    settings = KubeBackendSettings(daemon_id="0" * 16, owner="ada", runtime_dir=tmp_path)
+    backend = create_backend("kubernetes", runtime_dir=tmp_path, kubernetes=settings)
+    assert isinstance(backend, KubernetesBackend)
+    assert backend.kernels_outlive_daemon
     with pytest.raises(ConfigError) as raised:
         create_backend("kubernetes", runtime_dir=tmp_path)
     assert raised.value.message.endswith(".")
-    assert "--backend local" in (raised.value.hint or "")

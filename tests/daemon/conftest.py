@@ -1,12 +1,22 @@
-"""Shared fixtures: one jkctl daemon per test worker, one kernel per module, a gateway."""
+"""Shared fixtures: a jkctl daemon per backend and test worker, one kernel per module, a gateway.
+
+``daemon`` is parametrized over the backends: every test that takes it runs
+against the local backend and against the Kubernetes backend on kubesim
+(as a user holding only jkctl's Role in a namespace of its own). Both
+daemons have the same extra kernelspecs: one that crashes, one interrupted
+by signal.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.kube_users import jkctl_namespace
+from tests.kubesim.fixture import Kubesim
 from tests.processes import (
     IPYKERNEL_ARGV,
     RunningDaemon,
@@ -16,21 +26,59 @@ from tests.processes import (
     write_kernelspec,
 )
 
+BACKENDS = ["local", "kubernetes"]
+IMAGE = {"jkctl": {"image": "quay.io/jupyter/base-notebook:2024-12-02"}}
 
-@pytest.fixture(scope="session")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    """The daemon, with extra kernelspecs: one that crashes, one interrupted by signal."""
-    root = tmp_path_factory.mktemp("daemon")
-    templates = root / "templates"
+
+def write_test_kernelspecs(templates: Path) -> None:
     write_kernelspec(
         templates,
         "crashes",
         argv=[sys.executable, "-c", "import sys; print('boom: no kernel here'); sys.exit(3)"],
+        metadata=IMAGE,
     )
-    write_kernelspec(templates, "signal-python", argv=IPYKERNEL_ARGV, interrupt_mode="signal")
-    running = start_daemon(root, "--kernel-templates", str(templates))
+    write_kernelspec(
+        templates, "signal-python", argv=IPYKERNEL_ARGV, interrupt_mode="signal", metadata=IMAGE
+    )
+
+
+@pytest.fixture(scope="session")
+def local_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    root = tmp_path_factory.mktemp("daemon")
+    write_test_kernelspecs(root / "templates")
+    running = start_daemon(root, "--kernel-templates", str(root / "templates"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def kubernetes_daemon(
+    kubesim: Kubesim, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningDaemon]:
+    root = tmp_path_factory.mktemp("kube-daemon")
+    write_test_kernelspecs(root / "templates")
+    namespace = jkctl_namespace(kubesim, "daemon")
+    running = start_daemon(
+        root,
+        "--backend",
+        "kubernetes",
+        "--kubeconfig",
+        str(namespace.kubeconfig),
+        "--namespace",
+        namespace.name,
+        "--kernel-templates",
+        str(root / "templates"),
+    )
+    running.backend, running.kube = "kubernetes", namespace
+    yield running
+    running.stop(stop_kernels=True)
+    assert namespace.leftovers() == []
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def daemon(request: pytest.FixtureRequest) -> RunningDaemon:
+    running: RunningDaemon = request.getfixturevalue(f"{request.param}_daemon")
+    return running
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ _FIELD_LABELS: dict[str, set[str]] = {
     "jobs": {"status.successful"},
 }
 # Deletes of these return the object; the others return a Status.
-_RETURNS_DELETED_OBJECT = {"pods", "namespaces"}
+_RETURNS_DELETED_OBJECT = {"pods", "namespaces", "resourcequotas"}
 _PATCH_TYPES = {
     "application/json-patch+json": json_patch,
     "application/merge-patch+json": merge_patch,

@@ -5,9 +5,12 @@ Status goes to stderr; stdout carries exactly one line, the command to run:
 
 By default the daemon is started detached (its own session, output in the
 log file) and this command waits on a pipe until the daemon says it is
-serving, or why it could not start. ``--foreground`` runs it in this process
+serving, or why it could not start (for the Kubernetes backend: the cluster
+cannot be reached, the credentials are rejected, or the user lacks a
+permission -- said in one sentence). ``--foreground`` runs it in this process
 instead. A daemon already running on the same state folder is reused when it
-serves the same backend, context and namespace.
+serves the same backend, context and namespace (resolved from the kubeconfig
+when not given: its current context and that context's namespace).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def connect(
     if running is not None:
         record, token = _reuse(running, settings, files)
     else:
-        click.echo(f"jkctl: {settings.backend} backend ({settings.backend_reason}).", err=True)
+        click.echo(f"jkctl: {_describe(settings)}.", err=True)
         if foreground:
             _run_in_foreground(settings)
             return
@@ -123,6 +126,13 @@ def _reuse(
         err=True,
     )
     return running, read_token(files)
+
+
+def _describe(settings: DaemonSettings) -> str:
+    described = f"{settings.backend} backend ({settings.backend_reason})"
+    if settings.backend == "kubernetes":
+        described += f", context {settings.context}, namespace {settings.namespace}"
+    return described
 
 
 def _target(backend: str, context: str | None, namespace: str | None) -> str:

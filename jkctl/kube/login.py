@@ -192,7 +192,9 @@ class KubeconfigLogin:
         known = ", ".join(merged.contexts) or "none"
         if not merged.contexts:
             raise ConfigError(
-                f"the kubeconfig {_where(self.paths)} defines no contexts",
+                "the kubeconfig "
+                + os.pathsep.join(str(path) for path in self.paths)
+                + " defines no contexts",
                 hint="add one with your cloud's get-credentials command or kubectl config "
                 "set-context",
             )

@@ -115,23 +115,14 @@ def test_disconnect_says_local_kernels_stop_with_the_daemon(env: dict[str, str])
     assert connection_files == []
 
 
-def test_kubernetes_backend_is_not_there_yet(env: dict[str, str]) -> None:
-    result = jkctl(env, "connect", "--backend", "kubernetes")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "error: The Kubernetes backend is not available in this version of jkctl yet." in (
-        result.stderr
-    )
-    assert "--backend local" in result.stderr
-    assert jkctl(env, "status", "-o", "json").stdout.count('"daemon": null') == 1
-
-
 def test_a_kubeconfig_selects_the_kubernetes_backend(env: dict[str, str], tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     result = jkctl({**env, "KUBECONFIG": str(kubeconfig)}, "connect")
     assert result.returncode != 0
-    assert "Kubernetes backend is not available" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"error: the kubeconfig {kubeconfig} defines no contexts" in result.stderr
+    assert jkctl(env, "status", "-o", "json").stdout.count('"daemon": null') == 1
 
 
 def test_lab_without_jupyterlab_says_how_to_get_it(env: dict[str, str]) -> None:

@@ -224,7 +224,12 @@ class KubernetesBackend(Backend):
                             if not synced.done():
                                 synced.set_result(None)
                         else:
-                            self._dispatch(event)
+                            try:
+                                self._dispatch(event)
+                            except Exception:  # a bug in one kernel's handling harms no other
+                                logger.exception(
+                                    "handling %s of pod %s failed", event.type, event.pod.name
+                                )
             except JkctlError as error:
                 if not synced.done():
                     synced.set_exception(error)

@@ -295,8 +295,12 @@ class KubeKernel(KernelHandle):
                 opened.set_result(None)
                 if self.pod_state is not None:
                     self.observe(self.pod_state)  # a running pod resumes it
-                self._context.spawn(self._log_start(tunnel), f"timing {self.pod_name}")
-                await self._released.wait()
+                timing = asyncio.ensure_future(self._log_start(tunnel))
+                try:
+                    await self._released.wait()
+                finally:
+                    timing.cancel()
+                    await asyncio.wait([timing])
         except JkctlError as error:
             if not opened.done():
                 opened.set_exception(error)

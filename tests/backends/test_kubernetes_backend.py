@@ -187,20 +187,20 @@ async def test_a_new_daemon_re_attaches_the_kernels_the_last_one_left(
 async def test_leases_are_renewed_and_an_api_outage_kills_nothing(
     namespace: Namespace, kubesim: Kubesim, tmp_path: Path
 ) -> None:
-    short = settings(namespace, tmp_path, lease_seconds=4)  # renewed every second
+    short = settings(namespace, tmp_path, lease_seconds=8)  # renewed every 2 seconds
     async with manager_on(short) as manager:
         kernel = await manager.start_kernel(name="python3")
         pod = namespace.pod_of(kernel.id)
-        assert pod.metadata.annotations["jkctl.io/lease-seconds"] == "4"
+        assert pod.metadata.annotations["jkctl.io/lease-seconds"] == "8"
         assert pod.metadata.owner_references is None
         tokens = await lease_tokens(namespace, pod.metadata.name, count=2)
         assert len(set(tokens)) == 2
 
-        # An outage longer than the renewal period, shorter than the lease: it cuts
+        # An outage longer than the renewal period, well inside the lease: it cuts
         # the kernel's tunnel, which comes back once the API does.
         tunnel = kernel._handle._tunnel  # type: ignore[attr-defined]
         failed = tunnel.stats.failed  # (refused ports while the kernel booted)
-        kubesim.refuse_api(2)
+        kubesim.refuse_api(3)
         async with asyncio.timeout(30):
             await tunnel.wait_stats(lambda stats: stats.failed > failed)
             await tunnel.wait_stats(lambda stats: stats.failure_streak == 0 and stats.active)

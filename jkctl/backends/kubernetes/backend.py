@@ -29,13 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import secrets
+import stat
+import tempfile
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 from jkctl.backends.base import Backend, KernelHandle, LaunchSpec
-from jkctl.errors import JkctlError, KubeNotFound
+from jkctl.errors import JkctlError, KubeNotFound, TunnelError
 from jkctl.kube.access import AccessCheck, require_access
 from jkctl.kube.client import KubeClient
 from jkctl.kube.login import KubeconfigLogin, kubeconfig_setting_login
@@ -69,6 +74,8 @@ REQUIRED_ACCESS = (
 )
 #: After the pod watch failed in a way time does not fix (RBAC revoked), try again after this.
 _FOLLOW_RETRY = 30.0
+#: The longest Unix socket path jkctl makes (sun_path is 104 bytes on macOS, 108 on Linux).
+_SOCKET_PATH_BUDGET = 100
 
 
 class KubernetesBackend(Backend):
@@ -283,10 +290,29 @@ class KubernetesBackend(Backend):
             kernelspec=kernelspec,
             connection_file=connection,
             generation=generation,
-            tunnel_dir=self._settings.runtime_dir / "t" / kernel_id[:12],
+            tunnel_dir=self._tunnel_root() / kernel_id[:12],
         )
         self._kernels[kernel_id] = kernel
         return kernel
+
+    def _tunnel_root(self) -> Path:
+        """Where the kernels' tunnel folders go: under the runtime folder, unless that path
+        is too long for Unix sockets (about 100 bytes), then a short private folder in
+        the temporary directory (the tunnel makes it 0700 and refuses one not ours)."""
+        preferred = self._settings.runtime_dir / "t"
+        if len(os.fsencode(preferred)) + len("/0123456789ab/20001") <= _SOCKET_PATH_BUDGET:
+            return preferred
+        digest = hashlib.sha256(os.fsencode(self._settings.runtime_dir)).hexdigest()[:10]
+        root = Path(tempfile.gettempdir()) / f"jkctl-{os.geteuid()}-{digest}"
+        with contextlib.suppress(FileExistsError):
+            root.mkdir(mode=0o700)
+        info = root.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise TunnelError(
+                f"the folder {root} for kernel tunnels is not a private folder of yours",
+                hint="remove it, or set JKCTL_STATE_DIR to a shorter path",
+            )
+        return root
 
     def _forget(self, kernel: KubeKernel) -> None:
         if self._kernels.get(kernel.kernel_id) is kernel:

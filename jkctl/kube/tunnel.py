@@ -342,11 +342,11 @@ class Tunnel:
         counters = self._counters
         with contextlib.suppress(ConnectionError):  # the local side went away: the end
             while data := await remote.read():
+                writer.write(data)
+                counters.bytes_from_pod += len(data)
                 if not received[0]:
                     received[0] = True
                     self._answered(probe)
-                writer.write(data)
-                counters.bytes_from_pod += len(data)
                 await writer.drain()
 
     # -- whose turn it is to dial --------------------------------------------------------
@@ -431,6 +431,7 @@ class Tunnel:
         self._probing = False
         if probe is not None:
             probe.release()
+        self._changed()
 
     # -- back-off ----------------------------------------------------------------------
 

@@ -21,6 +21,11 @@ from jkctl.errors import JkctlError
 # name -> (module, attribute, one-line help). The help is repeated here so that
 # listing the commands does not import them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "admin": (
+        "jkctl.cli.admin",
+        "admin",
+        "Divide the cluster among teams: namespaces, quotas and access.",
+    ),
     "build-kernel-image": (
         "jkctl.cli.images",
         "build_kernel_image",

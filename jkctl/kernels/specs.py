@@ -110,8 +110,8 @@ class KernelSpec:
 
     def with_profile(self, profile: Profile) -> KernelSpec:
         """The spec `profile` makes of this one (``python3`` + ``gpu`` -> ``python3-gpu``)."""
-        block = {key: value for key, value in self.pod.to_json().items() if key != "profiles"}
-        merged = merge_blocks(block, profile.overrides)
+        written = {key: value for key, value in self.pod.written.items() if key != "profiles"}
+        merged = merge_blocks(written, profile.overrides)
         source = f"{self.source} with profile {profile.name} from {profile.source}"
         pod = parse_pod_config(merged, source=source, pod_template=self.pod.pod_template)
         return KernelSpec(

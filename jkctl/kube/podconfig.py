@@ -45,7 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from .fieldcheck import Checker
-from .podfields import DEFAULT_LIMITS, DEFAULT_REQUESTS, GPU_RESOURCE, check_block
+from .podfields import (
+    DEFAULT_LIMITS,
+    DEFAULT_REQUESTS,
+    GPU_RESOURCE,
+    check_block,
+    complete_block,
+)
 from .quantity import parse_quantity
 
 FIELD = "metadata.jkctl"
@@ -98,6 +104,9 @@ class PodConfig:
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The pod template to render; None means jkctl's shared one. Set by the loader.
     pod_template: Path | None = None
+    #: The block as written (checked, canonical, without defaults): what profiles and
+    #: launch overrides are laid over, so that they adjust a default rather than fight it.
+    written: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The block in canonical form: defaults filled in, empty fields left out."""
@@ -129,7 +138,7 @@ class PodConfig:
         (``"the launch request"``, ``"KERNEL_*"``).
         """
         checked = check_fragment(fragment, source=source, field=field)
-        block = merge_blocks(self.to_json(), checked)
+        block = merge_blocks(self.written, checked)
         return parse_pod_config(block, source=source, pod_template=self.pod_template)
 
 
@@ -141,9 +150,10 @@ def parse_pod_config(
     Raises TemplateError naming `source`, the first bad field and what it takes.
     """
     checker = Checker()
-    checked = check_block(checker, block, field, fragment=False)
+    written = check_block(checker, block, field, fragment=False)
+    checked = complete_block(checker, written, field)
     checker.raise_problems(source)
-    return _build(checked, pod_template)
+    return _build(checked, pod_template, written)
 
 
 def check_fragment(
@@ -181,7 +191,9 @@ def merge_blocks(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def _build(checked: Mapping[str, Any], pod_template: Path | None) -> PodConfig:
+def _build(
+    checked: Mapping[str, Any], pod_template: Path | None, written: Mapping[str, Any]
+) -> PodConfig:
     resources = checked["resources"]
     return PodConfig(
         image=checked.get("image"),
@@ -202,4 +214,5 @@ def _build(checked: Mapping[str, Any], pod_template: Path | None) -> PodConfig:
         template_values=checked.get("templateValues", {}),
         profiles=checked.get("profiles", {}),
         pod_template=pod_template,
+        written=written,
     )

@@ -58,7 +58,11 @@ FieldCheck = Callable[[Checker, object, str], Any]
 def check_block(
     checker: Checker, raw: object, path: str, *, fragment: bool, extra: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The canonical form of block `raw` at `path`; problems go to `checker`."""
+    """The canonical form of block `raw` at `path`, field by field; problems go to `checker`.
+
+    A `fragment` (a profile) may not name profiles itself; a whole block
+    then goes through :func:`complete_block`.
+    """
     found = checker.mapping({} if raw is None else raw, path, example='{"image": "..."}')
     if found is None:
         return {}
@@ -74,10 +78,15 @@ def check_block(
             result = checker.unknown(where, str(key), known, meant=_MEANT.get(str(key).lower()))
         if result is not BAD:
             checked[str(key)] = result
-    if not fragment:
-        _whole_resources(checker, checked, f"{path}.resources")
-        _mounts_name_volumes(checker, checked, path)
     return checked
+
+
+def complete_block(checker: Checker, checked: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A whole block's cross-checks; returns it with the cpu and memory defaults filled in."""
+    complete = dict(checked)
+    _whole_resources(checker, complete, f"{path}.resources")
+    _mounts_name_volumes(checker, complete, path)
+    return complete
 
 
 def _image(c: Checker, raw: object, path: str) -> Any:
@@ -151,7 +160,7 @@ def _amounts(c: Checker, amounts: Mapping[str, Any], path: str) -> dict[str, str
 
 
 def _whole_resources(c: Checker, checked: dict[str, Any], path: str) -> None:
-    resources = checked.get("resources", {})
+    resources: Mapping[str, Mapping[str, str]] = checked.get("resources", {})
     requests = dict(resources.get("requests", {}))
     limits = dict(resources.get("limits", {}))
     for resource in sorted(name for name in {*requests, *limits} if is_extended(name)):

@@ -319,3 +319,14 @@ def test_merged_checks_the_overrides_and_the_result() -> None:
         )
     assert raised.value.message.startswith("the launch request: ")
     assert "more than its limit 2" in raised.value.message
+
+
+def test_overrides_adjust_defaults_instead_of_fighting_them() -> None:
+    config = parse({"image": "a:1"})
+    assert config.resources.limits["cpu"] == "2"  # a default, not written
+    bigger = config.merged(
+        {"resources": {"requests": {"cpu": "4"}}}, source="KERNEL_CPUS", field="KERNEL_CPUS"
+    )
+    assert bigger.resources.requests["cpu"] == "4"
+    assert bigger.resources.limits["cpu"] == "4"
+    assert bigger.image == "a:1"

@@ -36,6 +36,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "disconnect",
         "Stop the jkctl daemon (running kernels are left alone unless --stop-kernels).",
     ),
+    "kernelspecs": (
+        "jkctl.cli.kernelspecs",
+        "kernelspecs",
+        "List, show, validate and install kernelspecs (kernels and their pods).",
+    ),
     "status": (
         "jkctl.cli.status",
         "status",

@@ -141,6 +141,31 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         group="coordination.k8s.io", version="v1", kind="Lease", plural="leases", namespaced=True
     ),
+    # Reviews: create-only and never stored; the API server answers them from RBAC.
+    ResourceType(
+        group="authorization.k8s.io",
+        version="v1",
+        kind="SelfSubjectAccessReview",
+        plural="selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        group="authorization.k8s.io",
+        version="v1",
+        kind="SelfSubjectRulesReview",
+        plural="selfsubjectrulesreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        group="authentication.k8s.io",
+        version="v1",
+        kind="SelfSubjectReview",
+        plural="selfsubjectreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
 )
 
 _BY_GROUP_PLURAL = {(rt.group, rt.plural): rt for rt in RESOURCE_TYPES}
@@ -175,3 +200,7 @@ ROLES = get("rbac.authorization.k8s.io", "roles")
 ROLEBINDINGS = get("rbac.authorization.k8s.io", "rolebindings")
 CLUSTERROLES = get("rbac.authorization.k8s.io", "clusterroles")
 CLUSTERROLEBINDINGS = get("rbac.authorization.k8s.io", "clusterrolebindings")
+SELFSUBJECTACCESSREVIEWS = get("authorization.k8s.io", "selfsubjectaccessreviews")
+SELFSUBJECTRULESREVIEWS = get("authorization.k8s.io", "selfsubjectrulesreviews")
+SELFSUBJECTREVIEWS = get("authentication.k8s.io", "selfsubjectreviews")
+REVIEWS = (SELFSUBJECTACCESSREVIEWS, SELFSUBJECTRULESREVIEWS, SELFSUBJECTREVIEWS)

@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,8 @@ class Watch:
 
 class Store:
     def __init__(self, *, history_size: int = 5000) -> None:
-        self._objects: dict[Key, Obj] = {}
+        # Indexed by type, then (namespace, name): a list touches only its own type.
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self._history: deque[_Change] = deque()
         self._history_size = history_size
         self._compacted_through = 0  # changes at or below this rv are no longer replayable
@@ -157,14 +158,24 @@ class Store:
     # -- reads ---------------------------------------------------------------
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
-        obj = self._objects.get(_key(rtype, namespace, name))
+        obj = self._lookup(_key(rtype, namespace, name))
         if obj is None:
             raise not_found(rtype, name)
         return copy.deepcopy(obj)
 
     def try_get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
-        obj = self._objects.get(_key(rtype, namespace, name))
+        obj = self._lookup(_key(rtype, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
+
+    def scan(self, rtype: ResourceType, namespace: str | None = None) -> Iterator[Obj]:
+        """The stored objects themselves, unsorted and uncopied: read them, never change them.
+
+        For hot read-only paths (authorization, quota usage) that would
+        otherwise copy every object on every request.
+        """
+        for (ns, _), obj in list(self._objects.get((rtype.group, rtype.plural), {}).items()):
+            if namespace is None or ns == namespace:
+                yield obj
 
     def list(
         self,
@@ -176,12 +187,11 @@ class Store:
     ) -> tuple[list[Obj], int]:
         """Matching objects sorted by namespace and name, and the list's resourceVersion."""
         matches = _combined(label_selector, field_selector)
+        of_type = self._objects.get((rtype.group, rtype.plural), {})
         items = [
             copy.deepcopy(obj)
-            for (group, plural, ns, _), obj in sorted(self._objects.items())
-            if (group, plural) == (rtype.group, rtype.plural)
-            and (namespace is None or ns == namespace)
-            and matches(obj)
+            for (ns, _), obj in sorted(of_type.items())
+            if (namespace is None or ns == namespace) and matches(obj)
         ]
         return items, self.resource_version
 
@@ -193,7 +203,7 @@ class Store:
         if rtype.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
             meta["namespace"] = namespace
-            if _key(resources.NAMESPACES, None, namespace) not in self._objects:
+            if self._lookup(_key(resources.NAMESPACES, None, namespace)) is None:
                 raise not_found(resources.NAMESPACES, namespace)
         else:
             meta.pop("namespace", None)
@@ -202,7 +212,7 @@ class Store:
             meta["name"] = self._generate_name(rtype, namespace, meta["generateName"])
         name = meta["name"]
         key = _key(rtype, namespace, name)
-        if key in self._objects:
+        if self._lookup(key) is not None:
             raise already_exists(rtype, name)
         obj["apiVersion"] = rtype.api_version
         obj["kind"] = rtype.kind
@@ -219,7 +229,7 @@ class Store:
         meta = obj.get("metadata", {})
         namespace = meta.get("namespace") if rtype.namespaced else None
         key = _key(rtype, namespace, meta["name"])
-        current = self._objects.get(key)
+        current = self._lookup(key)
         if current is None:
             raise not_found(rtype, meta["name"])
         sent_rv = meta.get("resourceVersion")
@@ -249,23 +259,34 @@ class Store:
     ) -> Obj:
         """Read-modify-write for kubesim's own controllers: `change` edits a copy in place.
 
-        No event is written when `change` leaves the object as it was.
+        Unlike `replace`, it may set or change `deletionTimestamp` and
+        `deletionGracePeriodSeconds` (graceful deletion is done this way);
+        uid, creationTimestamp and namespace stay. No event is written when
+        `change` leaves the object as it was.
         """
         key = _key(rtype, namespace, name)
-        current = self._objects.get(key)
+        current = self._lookup(key)
         if current is None:
             raise not_found(rtype, name)
         new = copy.deepcopy(current)
         change(new)
         if new == current:
             return copy.deepcopy(current)
-        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self.replace(rtype, new)
+        new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
+        new_meta = new.setdefault("metadata", {})
+        for immutable in ("uid", "creationTimestamp", "namespace", "name"):
+            if immutable in current["metadata"]:
+                new_meta[immutable] = current["metadata"][immutable]
+        if "generation" in current["metadata"]:
+            changed_spec = new.get("spec") != current.get("spec")
+            new_meta["generation"] = current["metadata"]["generation"] + int(changed_spec)
+        self._write(rtype, key, "MODIFIED", before=current, after=new)
+        return copy.deepcopy(new)
 
     def delete(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         """Remove the object now; graceful deletion is the caller's business."""
         key = _key(rtype, namespace, name)
-        current = self._objects.get(key)
+        current = self._lookup(key)
         if current is None:
             raise not_found(rtype, name)
         gone_obj = copy.deepcopy(current)
@@ -325,11 +346,12 @@ class Store:
     ) -> None:
         self.resource_version += 1
         rv = self.resource_version
+        of_type = self._objects.setdefault(key[:2], {})
         if after is not None:
             after["metadata"]["resourceVersion"] = str(rv)
-            self._objects[key] = after
+            of_type[key[2:]] = after
         else:
-            del self._objects[key]
+            del of_type[key[2:]]
             if last_state is not None:
                 last_state["metadata"]["resourceVersion"] = str(rv)
                 before = last_state
@@ -340,11 +362,18 @@ class Store:
         for watch in list(self._watches):
             watch._offer(change)
 
+    def _lookup(self, key: Key) -> Obj | None:
+        return self._objects.get(key[:2], {}).get(key[2:])
+
+    def generate_name(self, rtype: ResourceType, namespace: str | None, prefix: str) -> str:
+        """A free `generateName` name now (the API server needs it before admission)."""
+        return self._generate_name(rtype, namespace, prefix)
+
     def _generate_name(self, rtype: ResourceType, namespace: str | None, prefix: str) -> str:
         while True:
             suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
             name = f"{prefix}{suffix}"
-            if _key(rtype, namespace, name) not in self._objects:
+            if self._lookup(_key(rtype, namespace, name)) is None:
                 return name
 
 

@@ -1,0 +1,48 @@
+"""The kubesim process and fixture: ready line, kubeconfig, users, clean teardown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.kubesim.conftest import api_client
+from tests.kubesim.fixture import Kubesim, group_members, run_kubesim, socket_path
+
+pytestmark = pytest.mark.kubesim
+
+
+def test_kubesim_stops_without_leaving_a_process(tmp_path: Path) -> None:
+    with run_kubesim(tmp_path / "kubesim", "--pull-delay", "0.1", "--fail-image", "broken") as sim:
+        assert sim.pid is not None
+        assert sim.pid in group_members(sim.pid)  # its own process group
+        assert sim.control.call("ping") == "pong"
+        with api_client(sim.kubeconfig) as admin:
+            assert client.CoreV1Api(admin).read_namespace("kube-system").status.phase == "Active"
+    assert group_members(sim.pid) == []
+    assert not socket_path(tmp_path / "kubesim").exists()
+
+
+def test_the_admin_kubeconfig_names_every_user(kubesim: Kubesim) -> None:
+    own = kubesim.new_user("erin", ["team-e"])
+    config = yaml.safe_load(own.read_text())
+    assert config["current-context"] == "erin"
+    assert config["contexts"][0]["context"]["namespace"] == "default"
+    assert config["clusters"][0]["cluster"]["server"] == kubesim.server
+    admin = yaml.safe_load(kubesim.kubeconfig.read_text())
+    assert admin["current-context"] == "kubesim-admin"
+    assert {"kubesim-admin", "erin"} <= {c["name"] for c in admin["contexts"]}
+    with api_client(kubesim.kubeconfig, context="erin") as erin:
+        review = client.AuthenticationV1Api(erin).create_self_subject_review({})
+        assert review.status.user_info.username == "erin"
+        assert review.status.user_info.groups == ["team-e", "system:authenticated"]
+
+
+def test_namespaces_are_unique(kubesim: Kubesim) -> None:
+    first, second = kubesim.create_namespace("same"), kubesim.create_namespace("same")
+    assert first != second
+    assert first.startswith("same-") and second.startswith("same-")
+    for name in (first, second):
+        kubesim.delete_namespace(name)

@@ -60,6 +60,8 @@ PODS = Resource(group="", version="v1", plural="pods")
 SECRETS = Resource(group="", version="v1", plural="secrets")
 CONFIGMAPS = Resource(group="", version="v1", plural="configmaps")
 EVENTS = Resource(group="", version="v1", plural="events")
+DAEMONSETS = Resource(group="apps", version="v1", plural="daemonsets")
+JOBS = Resource(group="batch", version="v1", plural="jobs")
 SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     group="authorization.k8s.io",
     version="v1",

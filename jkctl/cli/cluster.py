@@ -2,7 +2,8 @@
 
 `--kubeconfig`, `--context` and `--namespace` mean what they mean for
 kubectl and `jkctl connect`: the kubeconfig files kubectl would read, its
-current context, that context's namespace. :func:`cluster_options` adds
+current context, that context's namespace. They arrive as the parameters
+``kubeconfig``, ``kube_context`` and ``namespace``. :func:`cluster_options` adds
 them to a command; :class:`ClusterTarget` is what they resolve to.
 """
 
@@ -30,7 +31,12 @@ def cluster_options(command: F) -> F:
                 default=None,
                 help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
             ),
-            click.option("--context", default=None, help="Kubeconfig context (default: current)."),
+            click.option(
+                "--context",
+                "kube_context",
+                default=None,
+                help="Kubeconfig context (default: the current one).",
+            ),
             click.option(
                 "--namespace", "-n", default=None, help="Namespace (default: the context's)."
             ),

@@ -61,7 +61,7 @@ def prepull(
     kernelspecs: tuple[str, ...],
     kernel_templates: tuple[Path, ...],
     kubeconfig: Path | None,
-    context: str | None,
+    kube_context: str | None,
     namespace: str | None,
     remove: bool,
     no_wait: bool,
@@ -75,7 +75,7 @@ def prepull(
     tiny pause container so the images stay cached. Run it again after
     adding kernelspecs; --remove deletes it.
     """
-    target = ClusterTarget(kubeconfig=kubeconfig, context=context, namespace=namespace)
+    target = ClusterTarget(kubeconfig=kubeconfig, context=kube_context, namespace=namespace)
     console = Console(stderr=True, highlight=False)
     if remove:
         asyncio.run(_remove(target, console))

@@ -17,6 +17,7 @@ stdout, notes and errors on stderr.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from rich.table import Table
 
 from jkctl import paths
 from jkctl.cli.output import emit, output_option
-from jkctl.errors import JkctlError, TemplateError
+from jkctl.errors import TemplateError
 from jkctl.kernels.specs import BrokenSpec, KernelSpec, KernelSpecSource
 
 _TEMPLATES_OPTION = click.option(
@@ -259,10 +260,10 @@ def _broken(entry: BrokenSpec) -> dict[str, Any]:
     }
 
 
-def _print_broken(entries: Any) -> None:
+def _print_broken(entries: Iterable[BrokenSpec]) -> None:
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for entry in entries:
-        error: JkctlError = entry.error
+        error = entry.error
         errors.print(f"[red]broken[/]  {entry.name}: {escape(error.message)}")
         if error.context:
             errors.print(escape(error.context))

@@ -39,6 +39,7 @@ these types exactly once, at their boundary, chaining the original with
     ├── ImageBuildError             building a kernel image failed
     │   ├── BuilderNotFound         no docker, podman or buildah to build with
     │   └── BuilderUnavailable      the builder is installed but cannot run (engine down)
+    ├── PrepullError                a node cannot pull (or run) a kernel image
     ├── EnvironmentSpecError        a conda environment file is invalid (exit code 2)
     ├── KernelspecExists            registering would overwrite a kernelspec (exit code 2)
     └── TeamError                   `jkctl admin`: a team cannot be made, changed or removed
@@ -249,6 +250,10 @@ class BuilderNotFound(ImageBuildError):
 
 class BuilderUnavailable(ImageBuildError):
     reference = "builder-unavailable"
+
+
+class PrepullError(JkctlError):
+    reference = "prepull-failed"
 
 
 class EnvironmentSpecError(UsageError):

@@ -41,6 +41,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "disconnect",
         "Stop the jkctl daemon (running kernels are left alone unless --stop-kernels).",
     ),
+    "images": (
+        "jkctl.cli.prepull",
+        "images",
+        "Kernel images on the nodes: pre-pull them with a DaemonSet (images prepull).",
+    ),
+    "kernelspecs": (
+        "jkctl.cli.kernelspecs",
+        "kernelspecs",
+        "List, show, validate and install kernelspecs (kernels and their pods).",
+    ),
     "status": (
         "jkctl.cli.status",
         "status",

@@ -98,9 +98,10 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         group="",
         resources=("secrets",),
-        verbs=("create", "get", "list", "delete"),
-        why="each kernel's connection file (its HMAC key), and a cluster build's registry "
-        "credentials; list finds those a vanished daemon left",
+        verbs=("create", "get", "list", "patch", "delete"),
+        why="each kernel's connection file (its HMAC key), patched to be owned by its pod so "
+        "it goes with it; a cluster build's registry credentials; list finds those a vanished "
+        "daemon left",
     ),
     Grant(
         group="",
@@ -111,8 +112,9 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         group="",
         resources=("configmaps",),
-        verbs=("create", "get", "list", "delete"),
-        why="build-kernel-image --builder cluster: the build context handed to the build Job",
+        verbs=("create", "get", "list", "patch", "delete"),
+        why="build-kernel-image --builder cluster: the build context handed to the build Job, "
+        "patched to be owned by it",
     ),
     Grant(
         group="batch",
@@ -123,8 +125,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         group="apps",
         resources=("daemonsets",),
-        verbs=("create", "get", "list", "watch", "patch", "update", "delete"),
-        why="images prepull: a DaemonSet that pulls the kernel images on every node, updated "
+        verbs=("create", "get", "list", "watch", "update", "delete"),
+        why="images prepull: a DaemonSet that pulls the kernel images on every node, replaced "
         "when the kernelspecs change and removed with --remove",
     ),
     Grant(

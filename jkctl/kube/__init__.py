@@ -16,7 +16,9 @@
   :mod:`.names` and :mod:`.quantity`);
 - :mod:`.podtemplate` — kernel pods rendered from Jinja2 templates as data;
 - :mod:`.prepull` — the image pre-puller DaemonSet;
-- :mod:`.buildjob` — image builds as Kaniko Jobs.
+- :mod:`.buildjob` — image builds as Kaniko Jobs;
+- :mod:`.quota` — a team's quota usage, and quota refusals in its words
+  (amounts written canonically and said for people by :mod:`.amounts`).
 
 Nothing is re-exported here, so that importing one part (the CLI's `--help`)
 does not import aiohttp and the `kubernetes` package with it.

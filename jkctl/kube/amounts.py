@@ -9,8 +9,10 @@ family is kept; binary amounts below 1Ki or fractional fall back to decimal).
 People read "60 of 64 CPUs" and "250 GiB": :func:`cpus`, :func:`size` and
 :func:`count` say amounts that way.
 
-:func:`parse` accepts exactly the API server's grammar and returns the exact
-value as a :class:`~fractions.Fraction` (``1Gi`` == ``1073741824``).
+:func:`parse` accepts exactly the API server's grammar (through
+:func:`.quantity.parse_quantity`) and returns the exact value as a
+:class:`~fractions.Fraction` (``1Gi`` == ``1073741824``), which sums and
+compares without rounding.
 
 Nothing here talks to the API; what an amount is *for* (a quota, a request)
 is the caller's business.
@@ -22,10 +24,9 @@ import math
 import re
 from fractions import Fraction
 
-_QUANTITY = re.compile(
-    r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))$"
-)
+from .quantity import parse_quantity
+
+_EXPONENT = re.compile(r"[0-9][eE][+-]?[0-9]+$")
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_BY_SHIFT = {0: "", **{shift: suffix for suffix, shift in _BINARY.items()}}
@@ -41,28 +42,18 @@ COUNT_SYNTAX = "a whole number such as 4"
 
 def parse(text: str) -> Fraction:
     """The exact value of a quantity; ValueError if the API server would not accept ``text``."""
-    found = _QUANTITY.match(text.strip())
-    if found is None:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    value = Fraction(found["number"])
-    if found["binary"]:
-        value *= 2 ** _BINARY[found["binary"]]
-    elif found["exponent"]:
-        value *= Fraction(10) ** int(found["exponent"][1:])
-    else:
-        value *= Fraction(10) ** _DECIMAL[found["decimal"] or ""]
+    value = Fraction(parse_quantity(text.strip()))
     # The server keeps nano precision and rounds anything finer up.
     return Fraction(math.ceil(value * _NANO), _NANO)
 
 
 def canonical(text: str) -> str:
     """``text`` as the API server stores it: ``0.5`` -> ``500m``, ``4096Mi`` -> ``4Gi``."""
+    text = text.strip()
     value = parse(text)
-    found = _QUANTITY.match(text.strip())
-    assert found is not None  # parse() matched it
-    if found["binary"]:
+    if text.endswith(tuple(_BINARY)):
         return _binary(value)
-    if found["exponent"]:
+    if _EXPONENT.search(text):
         mantissa, exponent = _decimal_parts(value)
         return f"{mantissa}e{exponent}" if exponent else str(mantissa)
     return decimal(value)

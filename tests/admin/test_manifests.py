@@ -28,13 +28,13 @@ def test_the_role_grants_exactly_what_jkctl_needs() -> None:
         ("", "pods/portforward", "create"),
         ("", "pods/portforward", "get"),
         ("", "pods/log", "get"),
-        *{("", "secrets", v) for v in ("create", "get", "list", "delete")},
+        *{("", "secrets", v) for v in ("create", "get", "list", "patch", "delete")},
         *{("", "events", v) for v in ("get", "list", "watch")},
-        *{("", "configmaps", v) for v in ("create", "get", "list", "delete")},
+        *{("", "configmaps", v) for v in ("create", "get", "list", "patch", "delete")},
         *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")},
         *{
             ("apps", "daemonsets", v)
-            for v in ("create", "get", "list", "watch", "patch", "update", "delete")
+            for v in ("create", "get", "list", "watch", "update", "delete")
         },
         *{("", r, v) for r in ("resourcequotas", "limitranges") for v in ("get", "list")},
     }

@@ -101,9 +101,14 @@ class TeamDeletion:
 
 
 async def require_admin_access(
-    kube: KubeClient, checks: Sequence[AccessCheck], *, team: str, doing: str
+    kube: KubeClient, checks: Sequence[AccessCheck], *, team: str | None, doing: str
 ) -> None:
-    """Raise KubeForbidden naming every missing right, if any is."""
+    """Raise KubeForbidden naming every missing right, if any is.
+
+    ``team`` is the namespace the namespaced checks are about; None when
+    all checks are cluster-wide.
+    """
+    team = team or kube.namespace
     missing = await missing_access(kube, checks, namespace=team)
     if not missing:
         return
@@ -199,7 +204,7 @@ async def update_team(
 
 async def list_teams(kube: KubeClient) -> list[TeamStatus]:
     """Every team on the cluster, by name, with usage, running kernels and members."""
-    await require_admin_access(kube, LIST_CHECKS, team="default", doing="listing teams")
+    await require_admin_access(kube, LIST_CHECKS, team=None, doing="listing teams")
     listed = await kube.list(NAMESPACES, label_selector=TEAM_LABEL)
     namespaces = sorted(listed["items"], key=lambda ns: str(ns["metadata"]["name"]))
     async with asyncio.TaskGroup() as group:

@@ -59,27 +59,42 @@ def _team_options(command: Command) -> Command:
             "--group",
             "groups",
             multiple=True,
+            metavar="GROUP",
             help="A group whose users are members (repeatable); replaces the groups on update.",
         ),
         click.option(
             "--members",
             multiple=True,
+            metavar="USER,...",
             help="Users who may run kernels, comma-separated; replaces the members on update.",
         ),
         click.option(
             "--default-kernel-memory",
+            metavar="SIZE",
             help="Memory for a kernel that asks for none (default: 4Gi, at most the team's).",
         ),
         click.option(
             "--default-kernel-cpu",
+            metavar="CPUS",
             help="CPUs for a kernel that asks for none (default: 1, at most the team's).",
         ),
         click.option(
-            "--max-kernels", type=int, help="Most pods (kernels) at once (default: no limit)."
+            "--max-kernels",
+            type=int,
+            metavar="N",
+            help="Most pods (kernels) at once (default: no limit).",
         ),
-        click.option("--gpu", help="NVIDIA GPUs the team may use at once (default: 0)."),
-        click.option("--memory", help="Memory the team's kernels may use in all, such as 256Gi."),
-        click.option("--cpu", help="CPUs the team's kernels may use in all, such as 64."),
+        click.option(
+            "--gpu", metavar="N", help="NVIDIA GPUs the team may use at once (default: 0)."
+        ),
+        click.option(
+            "--memory",
+            metavar="SIZE",
+            help="Memory the team's kernels may use in all, such as 256Gi.",
+        ),
+        click.option(
+            "--cpu", metavar="CPUS", help="CPUs the team's kernels may use in all, such as 64."
+        ),
     ]
     for option in options:
         command = option(command)

@@ -16,7 +16,10 @@ shows them), so they are the real defaults, not convenient ones:
 - namespaces: the `kubernetes` finalizer, phase Active and the
   `kubernetes.io/metadata.name` label;
 - limit ranges: default limits from max, default requests from default
-  or min.
+  or min;
+- resource quotas and limit ranges: quantities stored in canonical form
+  (`0.5` reads back as `500m`, `1024Mi` as `1Gi`), as the real server
+  re-encodes every `resource.Quantity` it decodes.
 
 Not here: admission that depends on other objects (LimitRange defaults on
 pods are in `limitrange.py`).
@@ -38,6 +41,7 @@ _NOT_READY_TOLERATIONS = (
     "node.kubernetes.io/unreachable",
 )
 _DEFAULT_MODE = 420  # 0644
+_LIMIT_RANGE_SECTIONS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
 
 
 def apply(rtype: ResourceType, obj: Obj) -> None:
@@ -50,6 +54,10 @@ def apply(rtype: ResourceType, obj: Obj) -> None:
         _namespace(obj)
     elif rtype is resources.LIMITRANGES:
         _limit_range(obj)
+    elif rtype is resources.RESOURCEQUOTAS:
+        spec = obj.get("spec") or {}
+        if spec.get("hard"):
+            spec["hard"] = _canonical(spec["hard"])
 
 
 def image_pull_policy(image: str) -> str:
@@ -176,3 +184,13 @@ def _limit_range(limit_range: Obj) -> None:
             default_request.setdefault(name, value)
         for name, value in (item.get("min") or {}).items():
             default_request.setdefault(name, value)
+    for item in (limit_range.get("spec") or {}).get("limits") or []:
+        for section in _LIMIT_RANGE_SECTIONS:
+            if item.get(section):
+                item[section] = _canonical(item[section])
+            elif section in item:
+                del item[section]  # Go's omitempty: an empty map is not stored
+
+
+def _canonical(quantities: dict[str, Any]) -> dict[str, str]:
+    return {name: str(parse(str(value))) for name, value in quantities.items()}

@@ -155,6 +155,42 @@ def test_undecodable_quantity_and_base64_are_bad_requests(
     )
 
 
+def test_quota_and_limit_range_quantities_are_stored_canonically(
+    admin: client.ApiClient, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_resource_quota(
+        kube_namespace,
+        {
+            "metadata": {"name": "q"},
+            "spec": {"hard": {"requests.cpu": "0.5", "requests.memory": "1024Mi", "pods": "1e1"}},
+        },
+    )
+    quota = core.read_namespaced_resource_quota("q", kube_namespace)
+    assert quota.spec.hard == {"requests.cpu": "500m", "requests.memory": "1Gi", "pods": "10"}
+    core.create_namespaced_limit_range(
+        kube_namespace,
+        {
+            "metadata": {"name": "l"},
+            "spec": {"limits": [{"type": "Container", "default": {"cpu": "1000m"}}]},
+        },
+    )
+    (item,) = core.read_namespaced_limit_range("l", kube_namespace).spec.limits
+    assert (item.default, item.default_request, item.max) == ({"cpu": "1"}, {"cpu": "1"}, None)
+    with pytest.raises(ApiException) as raised:
+        core.create_namespaced_limit_range(
+            kube_namespace,
+            {
+                "metadata": {"name": "bad"},
+                "spec": {"limits": [{"type": "Container", "max": {"cpu": "2 cores"}}]},
+            },
+        )
+    assert raised.value.status == 400
+    assert str(status_of(raised.value)["message"]).startswith(
+        'LimitRange in version "v1" cannot be handled as a LimitRange: quantities must match'
+    )
+
+
 def test_pod_defaults_are_the_servers(admin: client.ApiClient, kube_namespace: str) -> None:
     core = client.CoreV1Api(admin)
     body = pod_body("defaults")

@@ -16,7 +16,14 @@ shows them), so they are the real defaults, not convenient ones:
 - namespaces: the `kubernetes` finalizer, phase Active and the
   `kubernetes.io/metadata.name` label;
 - limit ranges: default limits from max, default requests from default
-  or min.
+  or min;
+- nodes: what Go's encoder always writes because the fields have no
+  `omitempty` (`spec: {}`, every `nodeInfo` string, the kubelet endpoint's
+  `Port`, each condition's type and status, each address's type and
+  address). Clients rely on them: the `kubernetes` client refuses to read a
+  NodeList whose `nodeInfo` lacks a field, so one Node created with a
+  partial status (`kubectl create -f node.yaml`) would break every
+  `list_node()` in the cluster.
 
 Not here: admission that depends on other objects (LimitRange defaults on
 pods are in `limitrange.py`).
@@ -38,6 +45,18 @@ _NOT_READY_TOLERATIONS = (
     "node.kubernetes.io/unreachable",
 )
 _DEFAULT_MODE = 420  # 0644
+_NODE_INFO_FIELDS = (
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
+)
 
 
 def apply(rtype: ResourceType, obj: Obj) -> None:
@@ -50,6 +69,8 @@ def apply(rtype: ResourceType, obj: Obj) -> None:
         _namespace(obj)
     elif rtype is resources.LIMITRANGES:
         _limit_range(obj)
+    elif rtype is resources.NODES:
+        _node(obj)
 
 
 def image_pull_policy(image: str) -> str:
@@ -176,3 +197,21 @@ def _limit_range(limit_range: Obj) -> None:
             default_request.setdefault(name, value)
         for name, value in (item.get("min") or {}).items():
             default_request.setdefault(name, value)
+
+
+def _node(node: Obj) -> None:
+    if not isinstance(node.get("spec"), dict):
+        node["spec"] = {}
+    status = node["status"] = node.get("status") or {}
+    info = status["nodeInfo"] = status.get("nodeInfo") or {}
+    for name in _NODE_INFO_FIELDS:
+        info.setdefault(name, "")
+    endpoints = status["daemonEndpoints"] = status.get("daemonEndpoints") or {}
+    kubelet = endpoints["kubeletEndpoint"] = endpoints.get("kubeletEndpoint") or {}
+    kubelet.setdefault("Port", 0)
+    for condition in status.get("conditions") or []:
+        condition.setdefault("type", "")
+        condition.setdefault("status", "")
+    for address in status.get("addresses") or []:
+        address.setdefault("type", "")
+        address.setdefault("address", "")

@@ -392,3 +392,35 @@ def test_namespaces_terminate_then_go(admin: client.ApiClient, kubesim: Kubesim)
         status_of(raised.value)["message"]
         == 'namespaces "default" is forbidden: this namespace may not be deleted'
     )
+
+
+def test_a_node_created_with_a_partial_status_reads_back_whole(admin: client.ApiClient) -> None:
+    # What `kubectl create -f node.yaml` may send; the client itself refuses to.
+    name = "partial-node"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {
+            "nodeInfo": {"kubeletVersion": "v1.35.0"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    method, url, headers, payload, _ = admin.param_serialize(
+        "POST",
+        "/api/v1/nodes",
+        body=body,
+        header_params={"Content-Type": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    created = admin.call_api(method, url, header_params=headers, body=payload)
+    created.read()
+    assert created.status == 201
+    core = client.CoreV1Api(admin)
+    try:
+        node = next(n for n in core.list_node().items if n.metadata.name == name)
+        assert node.status.node_info.kubelet_version == "v1.35.0"
+        assert node.status.node_info.machine_id == ""
+        assert node.status.daemon_endpoints.kubelet_endpoint.port == 0
+    finally:
+        core.delete_node(name)

@@ -8,6 +8,9 @@ observes the effect while it lasts. Teardown stops the process group
 (SIGTERM, then SIGKILL if it lingers) and fails if any process of it, or
 any process it started (pods run in sessions of their own), survives.
 
+`kubesim_short_backoff` is a second such cluster whose kubelet backs off
+from 0.1 s instead of 10 s, for tests of crash loops and failing pulls.
+
 `kube_namespace` is a fresh namespace for one test, deleted afterwards
 (without waiting for the deletion to finish).
 
@@ -279,6 +282,20 @@ def run_kubesim(workdir: Path, *extra_args: str) -> Iterator[Kubesim]:
 @pytest.fixture(scope="session")
 def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubesim]:
     with run_kubesim(tmp_path_factory.mktemp("kubesim")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kubesim_short_backoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubesim]:
+    """A cluster of its own whose crash-loop and image-pull back-off starts at 0.1 s, not 10 s.
+
+    For tests that watch a pod go through back-off (CrashLoopBackOff,
+    ImagePullBackOff) in well under a second; `kubesim` keeps the kubelet's
+    real timings. Started on first use, once per session (per xdist worker).
+    """
+    with run_kubesim(
+        tmp_path_factory.mktemp("kubesim-short-backoff"), "--backoff-base", "0.1"
+    ) as cluster:
         yield cluster
 
 

@@ -186,6 +186,9 @@ class Cluster:
     def refuse_api(self, seconds: float) -> None:
         self.api.refuse(seconds)
 
+    async def wait_api_listening(self) -> None:
+        await self.api.wait_listening()
+
     def delay_api(self, seconds: float) -> None:
         self.api.delay(seconds)
 

@@ -91,6 +91,10 @@ class Kubesim:
         """Connections to the API port are refused for `seconds`; open ones are dropped now."""
         self.control.call("refuse_api", seconds=seconds)
 
+    def wait_api_listening(self, timeout: float = 20.0) -> None:
+        """Block until the API port listens again (after `refuse_api`); at once if it does."""
+        self.control.call("wait_api_listening", timeout=timeout)
+
     def delay_api(self, seconds: float) -> None:
         """For the next `seconds`, each API request is answered `seconds` late."""
         self.control.call("delay_api", seconds=seconds)

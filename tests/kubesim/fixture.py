@@ -181,6 +181,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+POD_UID_ENV = {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
+
+
+def pod_processes(kubesim: Kubesim, uid: str) -> list[int]:
+    """Host pids of the processes kubesim runs for pod `uid`, found by their environment.
+
+    kubesim does not label pod processes (a kubelet does not either): a test
+    that wants to find them gives its containers `POD_UID_ENV`, the pod's uid
+    through the downward API.
+    """
+    assert kubesim.pid is not None, "the cluster runs in this process"
+    marker = f"POD_UID={uid}".encode()
+    found = []
+    for pid in descendants(kubesim.pid):
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(pid)
+    return found
+
+
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the group, wait, SIGKILL whatever is left, and check nothing survives:
     neither the group nor any process kubesim started (its pods)."""

@@ -21,10 +21,8 @@ import contextlib
 import json
 import os
 import secrets
-import selectors
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +31,7 @@ from kubernetes import client
 
 from tests.kubesim.bridge import Bridge
 from tests.kubesim.conftest import api_client
-from tests.kubesim.fixture import Kubesim, descendants
+from tests.kubesim.fixture import POD_UID_ENV, Kubesim, exited, pod_processes
 from tests.kubesim.test_streams import forwarding
 from tests.kubesim.watching import phase, wait_for_log, wait_for_pod
 
@@ -110,10 +108,7 @@ def create_kernel_pod(
                         ],
                         "env": [
                             {"name": "PYTHONUNBUFFERED", "value": "1"},
-                            {
-                                "name": "POD_UID",
-                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}},
-                            },
+                            POD_UID_ENV,
                         ],
                         "volumeMounts": [
                             {"name": "connection", "mountPath": CONNECTION_DIR, "readOnly": True}
@@ -174,24 +169,6 @@ def wait_for_kernel(core: client.CoreV1Api, namespace: str, name: str) -> tuple[
 def refused_on_host(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def pod_processes(kubesim: Kubesim, uid: str) -> list[int]:
-    """The host pids of the processes kubesim runs whose environment names pod `uid`."""
-    assert kubesim.pid is not None
-    marker = f"POD_UID={uid}".encode()
-    found = []
-    for pid in descendants(kubesim.pid):
-        with contextlib.suppress(OSError):
-            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-                found.append(pid)
-    return found
-
-
-def exited(pidfd: int) -> bool:
-    with selectors.DefaultSelector() as selector:
-        selector.register(pidfd, selectors.EVENT_READ)
-        return bool(selector.select(0))
 
 
 def test_a_kernel_in_a_pod_through_the_official_client(

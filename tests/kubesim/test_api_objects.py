@@ -82,9 +82,16 @@ def test_not_found_and_already_exist_are_real_statuses(
     with pytest.raises(ApiException) as raised:
         core.create_namespaced_pod(kube_namespace, pod_body("twice"))
     assert raised.value.status == 409
-    body = status_of(raised.value)
-    assert body["reason"] == "AlreadyExists"
-    assert body["message"] == 'pods "twice" already exists'
+    assert status_of(raised.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "twice" already exists',
+        "reason": "AlreadyExists",
+        "details": {"name": "twice", "kind": "pods"},
+        "code": 409,
+    }
 
 
 def test_a_pod_without_containers_is_invalid(admin: client.ApiClient, kube_namespace: str) -> None:
@@ -94,19 +101,25 @@ def test_a_pod_without_containers_is_invalid(admin: client.ApiClient, kube_names
             kube_namespace, {"metadata": {"name": "empty"}, "spec": {"containers": []}}
         )
     assert raised.value.status == 422
-    body = status_of(raised.value)
-    assert body["reason"] == "Invalid"
-    assert body["message"] == 'Pod "empty" is invalid: spec.containers: Required value'
-    assert body["details"] == {
-        "name": "empty",
-        "kind": "Pod",
-        "causes": [
-            {
-                "reason": "FieldValueRequired",
-                "message": "Required value",
-                "field": "spec.containers",
-            }
-        ],
+    assert status_of(raised.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'Pod "empty" is invalid: spec.containers: Required value',
+        "reason": "Invalid",
+        "details": {
+            "name": "empty",
+            "kind": "Pod",
+            "causes": [
+                {
+                    "reason": "FieldValueRequired",
+                    "message": "Required value",
+                    "field": "spec.containers",
+                }
+            ],
+        },
+        "code": 422,
     }
 
 

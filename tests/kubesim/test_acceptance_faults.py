@@ -4,7 +4,9 @@ Every test runs on the session cluster (its xdist worker's), through the
 official client, on pods the real kubelet runs: an echo server on the pod's
 127.0.0.1:8080 stands in for a kernel. A fault that lasts (refused API,
 NotReady node) is over before the test ends, so the next test on the
-cluster finds it whole.
+cluster finds it whole. The echo server serves one connection at a time, so
+a new forward that gets answered shows that the pod's side of an old one
+was closed.
 """
 
 from __future__ import annotations
@@ -113,20 +115,29 @@ def test_close_portforwards_breaks_the_open_forward_and_a_new_one_works(
     with forwarding(core, kube_namespace, "echo", "8080") as forward:
         assert echoes(forward, b"before\n")
         assert kubesim.close_portforwards() >= 1
-        assert receive_line(forward.socket(8080)) == b""  # the pod's side is gone
+        assert receive_line(forward.socket(8080)) == b""
+    # The echo server serves one connection at a time: that it answers a new
+    # forward shows the pod's side of the old one was closed too.
     with forwarding(core, kube_namespace, "echo", "8080") as forward:
         assert echoes(forward, b"after\n")
 
 
-def test_refuse_api_for_n_seconds(kubesim: Kubesim, core: client.CoreV1Api) -> None:
-    core.read_namespace("default")  # an open keep-alive connection, which the fault drops
-    started = time.monotonic()
-    kubesim.refuse_api(1.0)
+def test_refuse_api_for_n_seconds_cuts_watches_then_listens_on_the_same_port(
+    kubesim: Kubesim, core: client.CoreV1Api
+) -> None:
+    events = core.list_namespace(watch=True, _preload_content=False, _request_timeout=(5, 20))
+    try:
+        assert events.readline()  # an ADDED event: the watch is open
+        started = time.monotonic()
+        kubesim.refuse_api(1.0)
+        assert_cut(events)
+    finally:
+        events.release_conn()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", api_port(kubesim)), timeout=5).close()
     kubesim.wait_api_listening()
     assert time.monotonic() - started >= 1.0
-    assert core.read_namespace("default").metadata.name == "default"
+    assert core.read_namespace("default").metadata.name == "default"  # same URL, new connection
 
 
 def test_delay_api_holds_each_request_for_n_seconds(

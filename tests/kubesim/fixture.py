@@ -245,6 +245,13 @@ def exited(pidfd: int) -> bool:
         return bool(selector.select(0))
 
 
+def wait_exited(pidfd: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the process behind `pidfd` to exit; whether it did."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(pidfd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
 def _wait_for_exit(pidfds: dict[int, int], deadline: float) -> None:
     """Wait until each process has exited (its pidfd turns readable), or the deadline.
 

@@ -1,23 +1,27 @@
-"""Acceptance: the ways a pod can fail to run, through the API with the real kubelet.
+"""Acceptance: the ways a pod can fail to run, or be stopped, through the API with the real kubelet.
 
 An image that cannot be pulled (ErrImagePull, then ImagePullBackOff), a
 pod that fits no node (Pending, FailedScheduling) and a container that
 keeps exiting 1 (CrashLoopBackOff): the status and the events a client
-sees, worded as a real cluster words them. The back-off paths run on
+sees, worded as a real cluster words them. And deletion as the API server
+and the kubelet share it: a second DELETE may shorten the grace period,
+down to 0 (force), and the kubelet keeps to the shorter one. The back-off paths run on
 `kubesim_short_backoff` so they take a fraction of a second; scheduling
 needs no back-off and runs on the session cluster.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from tests.kubesim.conftest import api_client
-from tests.kubesim.fixture import Kubesim
+from tests.kubesim.fixture import POD_UID_ENV, Kubesim, pod_processes, wait_exited
 from tests.kubesim.watching import phase, wait_for_event, wait_for_pod, waiting
 
 pytestmark = pytest.mark.kubesim
@@ -155,3 +159,39 @@ def test_pulls_take_the_pull_delay(
     took = re.match(rf'Successfully pulled image "{re.escape(image)}" in (\d+)ms', pulled.message)
     assert took is not None, pulled.message
     assert int(took.group(1)) >= 300
+
+
+def test_a_second_delete_shortens_the_grace_the_kubelet_gives(
+    kubesim: Kubesim, admin: client.ApiClient, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(admin)
+    pods = {}
+    for name in ("shortened", "forced"):
+        # `sleep` is pid 1 and so ignores SIGTERM: only the grace period's end stops it.
+        body = pod(name, "busybox:1.36", "sleep", "300", terminationGracePeriodSeconds=60)
+        body["spec"]["containers"][0]["env"] = [POD_UID_ENV]  # type: ignore[index]
+        core.create_namespaced_pod(kube_namespace, body)
+        _, pods[name] = wait_for_pod(core, kube_namespace, name, phase("Running"))
+    (forced_pid,) = pod_processes(kubesim, pods["forced"].metadata.uid)
+    forced_fd = os.pidfd_open(forced_pid)
+    try:
+        for name in pods:
+            marked = core.delete_namespaced_pod(name, kube_namespace)
+            assert marked.metadata.deletion_grace_period_seconds == 60
+        core.delete_namespaced_pod("shortened", kube_namespace, grace_period_seconds=1)
+        core.delete_namespaced_pod("forced", kube_namespace, grace_period_seconds=0)
+        with pytest.raises(ApiException) as raised:
+            core.read_namespaced_pod("forced", kube_namespace)
+        assert raised.value.status == 404  # a force delete removes the object at once ...
+        assert wait_exited(forced_fd, 10)  # ... and the kubelet kills at once, not in 60 s
+    finally:
+        os.close(forced_fd)
+    kind, _ = wait_for_pod(
+        core,
+        kube_namespace,
+        "shortened",
+        lambda kind, _: kind == "DELETED",
+        resource_version=pods["shortened"].metadata.resource_version,
+        timeout=10,
+    )
+    assert kind == "DELETED"

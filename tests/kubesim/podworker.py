@@ -15,7 +15,6 @@ directory behind.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import shutil
 import signal
@@ -76,7 +75,8 @@ class PodWorker:
         self.sandbox: Sandbox | None = None
         self.sandbox_ready = False
         self.pod_ip: str | None = None
-        self.start_time: str | None = None
+        self.start_time: str | None = None  # status.startTime (to the second)
+        self._started: float | None = None  # the same moment, as precise as the clock
         self.stopping = False
         self.failure: tuple[str, str] | None = None  # (reason, message) for a Failed pod
         self.volume_paths: dict[str, Path] = {}
@@ -205,6 +205,7 @@ class PodWorker:
             await self._cleanup()
 
     async def _start(self, group: asyncio.TaskGroup) -> None:
+        self._started = time.time()
         self.start_time = now_rfc3339()
         self.publish()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -267,11 +268,10 @@ class PodWorker:
         while True:
             changed = self._deadline_changed.listen()
             seconds = self.pod["spec"].get("activeDeadlineSeconds")
-            if seconds is None or self.start_time is None:
+            if seconds is None or self._started is None:
                 await changed.wait()
                 continue
-            started = calendar.timegm(time.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ"))
-            remaining = started + float(seconds) - time.time()
+            remaining = self._started + float(seconds) - time.time()
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):

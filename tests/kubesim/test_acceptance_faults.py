@@ -148,9 +148,9 @@ def test_delay_api_holds_each_request_for_n_seconds(
     started = time.monotonic()
     core.read_namespace("default")
     assert time.monotonic() - started >= 1.0
-    started = time.monotonic()  # the window has passed: back to normal speed
+    started = time.monotonic()  # the window has passed: not held again
     core.read_namespace("default")
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 1.0
 
 
 def test_restart_api_ends_watches_and_streams_but_objects_and_pods_survive(

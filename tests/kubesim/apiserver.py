@@ -161,6 +161,11 @@ class ApiServer:
         self._drop_connections()
         self._reopen = self._group.create_task(self._reopen_after(seconds))
 
+    async def wait_listening(self) -> None:
+        """Return once the listener is open (at once if it is; after a `refuse`, when it ends)."""
+        async with self.listening_changed:
+            await self.listening_changed.wait_for(lambda: self.listening)
+
     def delay(self, seconds: float) -> None:
         self._delay_seconds = seconds
         self._delay_until = asyncio.get_running_loop().time() + seconds

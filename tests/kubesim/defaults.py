@@ -20,6 +20,13 @@ shows them), so they are the real defaults, not convenient ones:
 - resource quotas and limit ranges: quantities stored in canonical form
   (`0.5` reads back as `500m`, `1024Mi` as `1Gi`), as the real server
   re-encodes every `resource.Quantity` it decodes.
+- nodes: what Go's encoder always writes because the fields have no
+  `omitempty` (`spec: {}`, every `nodeInfo` string, the kubelet endpoint's
+  `Port`, each condition's type and status, each address's type and
+  address). Clients rely on them: the `kubernetes` client refuses to read a
+  NodeList whose `nodeInfo` lacks a field, so one Node created with a
+  partial status (`kubectl create -f node.yaml`) would break every
+  `list_node()` in the cluster.
 
 Not here: admission that depends on other objects (LimitRange defaults on
 pods are in `limitrange.py`).
@@ -42,6 +49,18 @@ _NOT_READY_TOLERATIONS = (
 )
 _DEFAULT_MODE = 420  # 0644
 _LIMIT_RANGE_SECTIONS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+_NODE_INFO_FIELDS = (
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
+)
 
 
 def apply(rtype: ResourceType, obj: Obj) -> None:
@@ -58,6 +77,8 @@ def apply(rtype: ResourceType, obj: Obj) -> None:
         spec = obj.get("spec") or {}
         if spec.get("hard"):
             spec["hard"] = _canonical(spec["hard"])
+    elif rtype is resources.NODES:
+        _node(obj)
 
 
 def image_pull_policy(image: str) -> str:
@@ -194,3 +215,21 @@ def _limit_range(limit_range: Obj) -> None:
 
 def _canonical(quantities: dict[str, Any]) -> dict[str, str]:
     return {name: str(parse(str(value))) for name, value in quantities.items()}
+
+
+def _node(node: Obj) -> None:
+    if not isinstance(node.get("spec"), dict):
+        node["spec"] = {}
+    status = node["status"] = node.get("status") or {}
+    info = status["nodeInfo"] = status.get("nodeInfo") or {}
+    for name in _NODE_INFO_FIELDS:
+        info.setdefault(name, "")
+    endpoints = status["daemonEndpoints"] = status.get("daemonEndpoints") or {}
+    kubelet = endpoints["kubeletEndpoint"] = endpoints.get("kubeletEndpoint") or {}
+    kubelet.setdefault("Port", 0)
+    for condition in status.get("conditions") or []:
+        condition.setdefault("type", "")
+        condition.setdefault("status", "")
+    for address in status.get("addresses") or []:
+        address.setdefault("type", "")
+        address.setdefault("address", "")

@@ -40,8 +40,13 @@ these types exactly once, at their boundary, chaining the original with
     ├── ImageBuildError             building a kernel image failed
     │   ├── BuilderNotFound         no docker, podman or buildah to build with
     │   └── BuilderUnavailable      the builder is installed but cannot run (engine down)
+    ├── PrepullError                a node cannot pull (or run) a kernel image
     ├── EnvironmentSpecError        a conda environment file is invalid (exit code 2)
-    └── KernelspecExists            registering would overwrite a kernelspec (exit code 2)
+    ├── KernelspecExists            registering would overwrite a kernelspec (exit code 2)
+    └── TeamError                   `jkctl admin`: a team cannot be made, changed or removed
+        ├── TeamNotFound            no team of that name (exit code 2)
+        ├── TeamExists              create found the team, set up differently (exit code 2)
+        └── TeamBusy                delete found kernels running (exit code 2)
 """
 
 from __future__ import annotations
@@ -254,12 +259,38 @@ class BuilderUnavailable(ImageBuildError):
     reference = "builder-unavailable"
 
 
+class PrepullError(JkctlError):
+    reference = "prepull-failed"
+
+
 class EnvironmentSpecError(UsageError):
     reference = "environment-spec-invalid"
 
 
 class KernelspecExists(UsageError):
     reference = "kernelspec-exists"
+    http_status = 409
+
+
+class TeamError(JkctlError):
+    reference = "team-error"
+
+
+class TeamNotFound(TeamError):
+    reference = "team-not-found"
+    exit_code = 2
+    http_status = 404
+
+
+class TeamExists(TeamError):
+    reference = "team-exists"
+    exit_code = 2
+    http_status = 409
+
+
+class TeamBusy(TeamError):
+    reference = "team-busy"
+    exit_code = 2
     http_status = 409
 
 

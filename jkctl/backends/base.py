@@ -28,7 +28,9 @@ import abc
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from jkctl.kube.podconfig import PodConfig
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
@@ -41,9 +43,9 @@ class LaunchSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     resource_dir: Path
-    #: The kernelspec's ``metadata.jkctl`` block (image, resources, env, ...).
+    #: The kernelspec's checked ``metadata.jkctl`` block (image, resources, env, ...).
     #: The local backend reads only ``env``.
-    jkctl: Mapping[str, Any] = field(default_factory=dict)
+    pod: PodConfig = field(default_factory=PodConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -354,9 +354,7 @@ def _kernel_env(
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(spec.env)
-    extra = spec.jkctl.get("env", {})
-    if isinstance(extra, Mapping):
-        env.update({str(k): str(v) for k, v in extra.items()})
+    env.update(spec.pod.env)
     env.update(request_env)
     env["KERNEL_ID"] = kernel_id
     # ipykernel exits when this process does: no orphans if the daemon is killed.

@@ -21,8 +21,15 @@ from rich.markup import escape
 from rich.status import Status
 
 from jkctl import paths
+from jkctl.cli.cluster import ClusterTarget, cluster_options
 from jkctl.errors import BuilderUnavailable, UsageError
-from jkctl.images.builders import BUILDER_NAMES, BuildRequest, select_builder
+from jkctl.images.builders import (
+    BUILDER_NAMES,
+    CLUSTER_BUILDER,
+    Builder,
+    BuildRequest,
+    select_builder,
+)
 from jkctl.images.buildlog import BuildStep
 from jkctl.images.context import write_build_context
 from jkctl.images.envfile import CondaEnvironment, load_environment_file
@@ -84,6 +91,17 @@ def build_kernel_image() -> None:
 @click.option("--memory", metavar="REQ[:LIMIT]", help="Kernel memory, e.g. 8Gi [1Gi:4Gi].")
 @click.option("--gpu", type=click.IntRange(min=0), metavar="N", help="NVIDIA GPUs for the kernel.")
 @click.option("--display-name", metavar="TEXT", help="Name shown in JupyterLab's launcher.")
+@click.option(
+    "--registry-secret",
+    metavar="SECRET",
+    help="With --builder cluster: the docker-registry Secret to push with.",
+)
+@click.option(
+    "--builder-image",
+    metavar="IMAGE",
+    help="With --builder cluster: the Kaniko executor image [jkctl's pinned Kaniko].",
+)
+@cluster_options
 @click.option("-v", "--verbose", is_flag=True, help="Print every line the builder prints.")
 def conda_env(
     *,
@@ -101,6 +119,11 @@ def conda_env(
     memory: str | None,
     gpu: int | None,
     display_name: str | None,
+    registry_secret: str | None,
+    builder_image: str | None,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    namespace: str | None,
     verbose: bool,
 ) -> None:
     """Build a kernel image from a conda environment.
@@ -118,6 +141,8 @@ def conda_env(
           --tag registry.example.com/team/kernel-geo:1 --push --register --memory 8Gi
       jkctl build-kernel-image conda-env --name geo --tag registry.example.com/team/geo:1
       jkctl build-kernel-image conda-env lock.txt --name geo --tag IMAGE --dry-run
+      jkctl build-kernel-image conda-env environment.yml --tag IMAGE --push \\
+          --builder cluster --registry-secret team-registry
     """
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if env_file is None and env_name is None:
@@ -131,8 +156,31 @@ def conda_env(
         display_name=display_name,
         resources=Resources.from_options(cpu=cpu, memory=memory, gpu=gpu),
     )
-    builder = select_builder(builder_name, describe_only=dry_run)
+    cluster_target = ClusterTarget(kubeconfig=kubeconfig, context=kube_context, namespace=namespace)
+    local = _local_builder(
+        builder_name,
+        registry_secret=registry_secret,
+        builder_image=builder_image,
+        dry_run=dry_run,
+        register=register,
+        push=push,
+    )
     env = _read_environment(env_file, env_name, console)
+    builder = local or select_builder(
+        CLUSTER_BUILDER,
+        cluster=_cluster_builder(
+            cluster_target,
+            registry_secret=registry_secret,
+            builder_image=builder_image,
+            label=env.name,
+            describe_only=dry_run,
+        ),
+    )
+    if local is None and push and not registry_secret:
+        console.print(
+            "note: pushing without --registry-secret works only with a registry that takes "
+            "anonymous pushes"
+        )
     kernels_dir = paths.user_kernels_dir()
     spec_name = kernelspec_name(env.name)
     if register:
@@ -182,6 +230,53 @@ def conda_env(
     click.echo(tag)
     if context_dir is None:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _local_builder(
+    builder_name: str | None,
+    *,
+    registry_secret: str | None,
+    builder_image: str | None,
+    dry_run: bool,
+    register: bool,
+    push: bool,
+) -> Builder | None:
+    """The local builder to use, found before anything is read; None for --builder cluster."""
+    if builder_name == CLUSTER_BUILDER:
+        if register and not push:
+            raise UsageError(
+                "--register with --builder cluster needs --push: the cluster builder keeps "
+                "no image it does not push.",
+                hint="add --push (and --registry-secret), or build locally",
+            )
+        return None
+    if registry_secret or builder_image:
+        raise UsageError(
+            "--registry-secret and --builder-image are for --builder cluster.",
+            hint="add --builder cluster, or log in with your local builder to push",
+        )
+    return select_builder(builder_name, describe_only=dry_run)
+
+
+def _cluster_builder(
+    target: ClusterTarget,
+    *,
+    registry_secret: str | None,
+    builder_image: str | None,
+    label: str,
+    describe_only: bool,
+) -> Builder:
+    from jkctl.images.cluster import ClusterBuilder
+    from jkctl.kube.buildjob import KanikoSettings
+
+    settings = KanikoSettings(image=builder_image) if builder_image else KanikoSettings()
+    return ClusterBuilder(
+        login=None if describe_only else target.login(),
+        namespace=target.namespace,
+        registry_secret=registry_secret,
+        settings=settings,
+        label=label,
+    )
 
 
 def _read_environment(

@@ -21,6 +21,11 @@ from jkctl.errors import JkctlError
 # name -> (module, attribute, one-line help). The help is repeated here so that
 # listing the commands does not import them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "admin": (
+        "jkctl.cli.admin",
+        "admin",
+        "Divide the cluster among teams: namespaces, quotas and access.",
+    ),
     "build-kernel-image": (
         "jkctl.cli.images",
         "build_kernel_image",
@@ -35,6 +40,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "jkctl.cli.disconnect",
         "disconnect",
         "Stop the jkctl daemon (running kernels are left alone unless --stop-kernels).",
+    ),
+    "images": (
+        "jkctl.cli.prepull",
+        "images",
+        "Kernel images on the nodes: pre-pull them with a DaemonSet (images prepull).",
+    ),
+    "kernelspecs": (
+        "jkctl.cli.kernelspecs",
+        "kernelspecs",
+        "List, show, validate and install kernelspecs (kernels and their pods).",
     ),
     "status": (
         "jkctl.cli.status",

@@ -8,12 +8,13 @@ are :class:`~jkctl.errors.ImageBuildError`\\ s carrying the failing step's
 output.
 
 Local builders (docker, podman, buildah; :mod:`jkctl.images.local`) are
-found on ``PATH`` in that order unless one is named. ``cluster`` is reserved
-for an in-cluster builder (a BuildKit or Kaniko Job that pushes with a
-registry Secret), which implements the same :class:`Builder` protocol: its
-``describe`` renders the Job, its ``build`` streams the Job pod's log lines
-through a :class:`~jkctl.images.buildlog.StepTracker` into the same progress.
-This version does not have it yet and says so.
+found on ``PATH`` in that order unless one is named. ``cluster`` is the
+in-cluster builder (:mod:`jkctl.images.cluster`: a Kaniko Job that pushes with
+a registry Secret), which implements the same :class:`Builder` protocol: its
+``describe`` prints the kubectl commands, its ``build`` streams the Job pod's
+log lines through a :class:`~jkctl.images.buildlog.StepTracker` into the same
+progress. It needs a cluster to talk to, so the caller builds it and hands it
+to :func:`select_builder`.
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ def installed_builders(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
 
 
 def select_builder(
-    name: str | None, *, env: Mapping[str, str] = os.environ, describe_only: bool = False
+    name: str | None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    describe_only: bool = False,
+    cluster: Builder | None = None,
 ) -> Builder:
-    """The builder called `name`, or the first installed one.
+    """The builder called `name`, or the first installed one; `cluster` for ``cluster``.
 
     With `describe_only` (``--dry-run``) a builder that is not installed is
     still returned, and docker stands in when none is: describing a command
@@ -91,12 +96,12 @@ def select_builder(
     from jkctl.images.local import LocalBuilder
 
     if name == CLUSTER_BUILDER:
-        raise BuilderNotFound(
-            "--builder cluster needs a later jkctl version; this one builds with a local "
-            "docker, podman or buildah.",
-            hint="install one of those, or run with --dry-run and build the written context "
-            "on a machine that has one",
-        )
+        if cluster is None:
+            raise UsageError(
+                "--builder cluster needs a cluster to build in.",
+                hint="check that a kubeconfig is set up (KUBECONFIG or --kubeconfig)",
+            )
+        return cluster
     if name is not None and name not in LOCAL_BUILDERS:
         raise UsageError(
             f"--builder {name!r} is not a builder jkctl knows.",

@@ -8,7 +8,12 @@ output is not a terminal:
   start with ``#7 `` (``#7 1.234 some output``, ``#7 DONE 3.1s``,
   ``#7 ERROR: ...``), and steps may interleave;
 - docker's legacy builder: ``Step 3/5 : RUN ...`` then the step's output;
-- podman and buildah: ``STEP 3/5: RUN ...`` then the step's output.
+- podman and buildah: ``STEP 3/5: RUN ...`` then the step's output;
+- Kaniko (the cluster builder, ``--log-format=text``): ``level=info msg="RUN ..."``
+  opens a step for each Dockerfile instruction, its other ``level=`` lines are
+  its status, and the step's own output comes as plain lines. Kaniko does not
+  number steps, so the tracker counts them (out of ``expected_steps`` when
+  the caller counted the Dockerfile's instructions).
 
 :class:`StepTracker` follows that, keeping the last lines of every step, so
 that a failed build can be reported as the failing step and its own output
@@ -38,6 +43,15 @@ _BUILDKIT_STATUS = re.compile(r"^(?:DONE \S+|CACHED|ERROR\b.*|CANCELED.*)$")
 _NUMBERED = re.compile(r"\[(?:\S+ )?(\d+)/(\d+)\]")
 _DOCKER_LEGACY = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _PODMAN = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# logrus, as Kaniko writes it: `level=info msg="..."` (text) or `INFO[0003] ...` (color).
+_KANIKO_TEXT = re.compile(r'^(?:time="[^"]*" )?level=(\w+) msg="((?:[^"\\]|\\.)*)"')
+_KANIKO_COLOR = re.compile(r"^(INFO|WARN|ERRO|FATA|DEBU)\[\d+\] (.*)$")
+INSTRUCTIONS = (
+    *("FROM", "ARG", "RUN", "COPY", "ADD", "ENV", "USER", "WORKDIR", "LABEL", "SHELL"),
+    *("ENTRYPOINT", "CMD", "EXPOSE", "VOLUME", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD"),
+)
+_INSTRUCTION = re.compile(rf"^(?:{'|'.join(INSTRUCTIONS)})\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,14 +68,18 @@ class BuildStep:
         title = self.title if len(self.title) <= width else self.title[: width - 1] + "…"
         if self.number is not None and self.total is not None:
             return f"step {self.number}/{self.total}: {title}"
+        if self.number is not None:
+            return f"step {self.number}: {title}"
         return title
 
 
 class StepTracker:
     """Follows builder output line by line; remembers each step's last lines."""
 
-    def __init__(self, *, tail_lines: int = TAIL_LINES) -> None:
+    def __init__(self, *, tail_lines: int = TAIL_LINES, expected_steps: int | None = None) -> None:
         self._tail_lines = tail_lines
+        self._expected_steps = expected_steps
+        self._counted = 0
         self._steps: dict[str, BuildStep] = {}
         self._output: dict[str, deque[str]] = {}
         self._failed: str | None = None
@@ -70,7 +88,13 @@ class StepTracker:
 
     def feed(self, line: str) -> BuildStep | None:
         """Take one line of output; return the step it opens, if it opens one."""
+        line = _ANSI.sub("", line)
         self.tail.append(line)
+        kaniko = _KANIKO_TEXT.match(line) or _KANIKO_COLOR.match(line)
+        if kaniko:
+            message = kaniko.group(2).replace('\\"', '"').replace("\\\\", "\\")
+            self.tail[-1] = message  # what a person reads, without logrus' framing
+            return self._feed_kaniko(kaniko.group(1).lower(), message)
         buildkit = _BUILDKIT_LINE.match(line)
         if buildkit:
             return self._feed_buildkit(buildkit.group(1), buildkit.group(2))
@@ -102,6 +126,22 @@ class StepTracker:
             self._failed = key
         if not _BUILDKIT_STATUS.match(rest):
             self._output[key].append(_BUILDKIT_TIMESTAMP.sub("", rest, count=1))
+        return None
+
+    def _feed_kaniko(self, level: str, message: str) -> BuildStep | None:
+        if level == "info" and _INSTRUCTION.match(message):
+            self._counted += 1
+            total = self._expected_steps
+            return self._open(
+                BuildStep(
+                    key=f"kaniko-{self._counted}",
+                    title=message,
+                    number=self._counted,
+                    total=total if total is not None and total >= self._counted else None,
+                )
+            )
+        if self.current is not None:
+            self._output[self.current.key].append(message)
         return None
 
     def _open(self, step: BuildStep) -> BuildStep:
@@ -184,6 +224,19 @@ def diagnose(
             context=_indent(tracker.tail),
         )
 
+    where, context = failure_context(tracker, command=command)
+    retry = f"the build context is kept in {context_dir}, and `{command}` retries by hand"
+    return ImageBuildError(
+        f"{builder} {phase} failed{where} (exit code {returncode}).",
+        hint=f"fix what the output shows and run again; {retry}"
+        if phase == "push"
+        else f"fix the environment file (or the Dockerfile) and run again; {retry}",
+        context=context,
+    )
+
+
+def failure_context(tracker: StepTracker, *, command: str) -> tuple[str, str]:
+    """For a failed build: ` at step 3/5: RUN ...` and the failing step's own last lines."""
     step = tracker.failed_step()
     lines = tracker.output_of(step) if step is not None else []
     if not lines:
@@ -192,14 +245,7 @@ def diagnose(
         lines.append(tracker.tail[-1])  # the builder's own summary ("ERROR: failed to solve")
     where = f" at {step.label(48)}" if step is not None else ""
     heading = f"output of {step.label()}:" if step is not None else f"last output of `{command}`:"
-    retry = f"the build context is kept in {context_dir}, and `{command}` retries by hand"
-    return ImageBuildError(
-        f"{builder} {phase} failed{where} (exit code {returncode}).",
-        hint=f"fix what the output shows and run again; {retry}"
-        if phase == "push"
-        else f"fix the environment file (or the Dockerfile) and run again; {retry}",
-        context=f"{heading}\n{_indent(lines[-TAIL_LINES:])}",
-    )
+    return where, f"{heading}\n{_indent(lines[-TAIL_LINES:])}"
 
 
 def _indent(lines: Iterable[str]) -> str:

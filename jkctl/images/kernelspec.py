@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TypedDict
 
-from jkctl.errors import KernelspecExists, UsageError
+from jkctl.errors import UsageError
+from jkctl.kernels.install import check_target, install_folder
+from jkctl.kube.names import image_problem
 
 #: Where the conda template creates environments inside the image.
 ENVS_ROOT = PurePosixPath("/opt/conda/envs")
@@ -51,14 +52,6 @@ _MEMORY_FACTORS = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
-# The distribution/reference grammar, simplified: [host[:port]/]path[:tag][@digest].
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_REFERENCE = re.compile(
-    r"^(?:(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d+)?)/)?"
-    rf"(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-    r"(?::(?P<tag>\w[\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
 
 
 class ResourcesJSON(TypedDict):
@@ -146,7 +139,7 @@ class KernelOptions:
 
 def check_image_reference(image: str) -> str:
     """Check an image reference (--tag) the way a registry would; return it unchanged."""
-    if not _IMAGE_REFERENCE.match(image):
+    if image_problem(image) is not None:
         raise UsageError(
             f"--tag {image!r} is not an image reference.",
             hint="use REGISTRY/PATH:TAG with a lower-case path, for example "
@@ -183,40 +176,17 @@ def write_kernelspec(directory: Path, spec: KernelspecJSON, *, logos: Iterable[P
     return target
 
 
+_REGISTER_HINT = "pass --force to replace it, or --name to build the environment under another name"
+
+
 def check_registration(name: str, *, kernels_dir: Path, force: bool) -> Path:
     """Where `name` would be registered; refuse early when it exists and `force` is not set."""
-    target = kernels_dir / name
-    if target.exists() and not force:
-        raise KernelspecExists(
-            f"a kernelspec named {name} already exists in {kernels_dir}.",
-            hint="pass --force to replace it, or --name to build the environment under "
-            "another name",
-        )
-    return target
+    return check_target(name, kernels_dir=kernels_dir, force=force, hint=_REGISTER_HINT)
 
 
 def register_kernelspec(source: Path, name: str, *, kernels_dir: Path, force: bool = False) -> Path:
-    """Copy the kernelspec folder `source` to kernels_dir/name, atomically; return its path.
-
-    The copy is assembled beside the kernel folder (not in it, where a stray
-    half-copied folder would be listed as a kernelspec) and renamed into place,
-    so the daemon never sees half a kernelspec.
-    """
-    target = check_registration(name, kernels_dir=kernels_dir, force=force)
-    kernels_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=kernels_dir.parent))
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        staging.chmod(0o755)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".retired-{name}-", dir=kernels_dir.parent))
-            target.replace(retired / name)
-            shutil.rmtree(retired)
-        staging.replace(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return target
+    """Copy the kernelspec folder `source` to kernels_dir/name, atomically; return its path."""
+    return install_folder(source, name, kernels_dir=kernels_dir, force=force, hint=_REGISTER_HINT)
 
 
 def _split_quantity(

@@ -202,6 +202,11 @@ class Relay:
     def client_count(self) -> int:
         return len(self._clients)
 
+    @property
+    def pending_count(self) -> int:
+        """Requests still waiting for their reply (for tests and diagnostics)."""
+        return len(self._pending)
+
     def attach(self, protocol: wire.Protocol, *, session_id: str = "") -> Client:
         outbox = Outbox(
             limit=self._client_queue_limit,
@@ -230,7 +235,9 @@ class Relay:
         )
         if message.channel not in CLIENT_CHANNELS:
             raise wire.MalformedMessage(f"no such channel: {message.channel!r}")
-        if message.channel != "stdin":
+        # Only requests get replies: a comm_msg (widgets) or an input_reply has
+        # none, and remembering them would grow the table for the kernel's life.
+        if message.channel != "stdin" and message.msg_type.endswith("_request"):
             self._pending[message.msg_id] = client
             client.pending.add(message.msg_id)
         self._send(message.channel, message.parts)

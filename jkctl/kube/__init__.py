@@ -9,7 +9,16 @@
 - :mod:`.access` — SelfSubjectAccessReview checks, said in one sentence;
 - :mod:`.portforward` and :mod:`.tunnel` — `v4.channel.k8s.io` port-forward,
   and a pod's ports as local Unix sockets for ZeroMQ;
-- :mod:`.podwatch` — pods followed by list+watch, as typed states and events.
+- :mod:`.podwatch` — pods followed by list+watch, as typed states and events;
+  :mod:`.objectwatch` — one object (a DaemonSet, a Job) followed the same way;
+- :mod:`.podconfig` — a kernelspec's ``metadata.jkctl``, typed and checked
+  (the rules per field in :mod:`.podfields`, on :mod:`.fieldcheck`,
+  :mod:`.names` and :mod:`.quantity`);
+- :mod:`.podtemplate` — kernel pods rendered from Jinja2 templates as data;
+- :mod:`.prepull` — the image pre-puller DaemonSet;
+- :mod:`.buildjob` — image builds as Kaniko Jobs;
+- :mod:`.quota` — a team's quota usage, and quota refusals in its words
+  (amounts written canonically and said for people by :mod:`.amounts`).
 
 Nothing is re-exported here, so that importing one part (the CLI's `--help`)
 does not import aiohttp and the `kubernetes` package with it.

@@ -25,12 +25,17 @@ from .resources import SELF_SUBJECT_ACCESS_REVIEWS
 
 @dataclass(frozen=True, kw_only=True)
 class AccessCheck:
-    """One permission: ``verb`` on ``resource``[/``subresource``] in API ``group``."""
+    """One permission: ``verb`` on ``resource``[/``subresource``] in API ``group``.
+
+    ``cluster`` asks about the cluster scope (creating or listing namespaces)
+    rather than the namespace the checks run in.
+    """
 
     verb: str
     resource: str
     subresource: str = ""
     group: str = ""
+    cluster: bool = False
 
     @property
     def target(self) -> str:
@@ -93,7 +98,9 @@ def _either(items: Sequence[str]) -> str:
 
 
 async def _allowed(kube: KubeClient, check: AccessCheck, namespace: str) -> bool:
-    attributes = {"namespace": namespace, "verb": check.verb, "resource": check.resource}
+    attributes = {"verb": check.verb, "resource": check.resource}
+    if not check.cluster:
+        attributes["namespace"] = namespace
     if check.group:
         attributes["group"] = check.group
     if check.subresource:

@@ -39,10 +39,11 @@ trap stop TERM INT HUP
 lapsed_marker="${TMPDIR:-/tmp}/jkctl-lease-lapsed.$$"
 
 watch_lease() {
-    # $1: the kernel's pid. Runs in the background until the lease lapses.
+    # $1: the kernel's pid. Runs in the background until the lease lapses, or
+    # until the kernel is gone (so it never outlives the wrapper).
     seen=""
     since=$(date +%s)
-    while sleep "$interval"; do
+    while kill -0 "$1" 2>/dev/null && sleep "$interval"; do
         token=$(annotation jkctl.io/lease-renewed)
         now=$(date +%s)
         if [ "$token" != "$seen" ]; then

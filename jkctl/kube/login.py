@@ -21,6 +21,7 @@ thread (the client does). Nothing is cached here; logging in again (after a
 
 from __future__ import annotations
 
+import base64
 import datetime
 import logging
 import os
@@ -188,6 +189,26 @@ class KubeconfigLogin:
             expiry=_aware(getattr(loader, "expiry", None)),
         )
 
+    def cluster_entry(self) -> tuple[str, dict[str, Any]]:
+        """The context's cluster as a self-contained kubeconfig entry: (name, cluster).
+
+        For kubeconfigs jkctl writes for others (a team member's): a
+        ``certificate-authority`` file becomes inline
+        ``certificate-authority-data``, since the file is on this machine
+        only. Client credentials are never part of it.
+        """
+        merged = _Merged.read(self.paths)
+        name = str(merged.contexts[self._context_name(merged)].get("cluster") or "")
+        for path in self.paths:
+            for found, body in _named_items(_read_document(path), "clusters", path):
+                if found == name:
+                    return name, _self_contained(body, base=path.parent)
+        raise ConfigError(
+            f'the kubeconfig has no cluster named "{name}"',
+            hint="fix the clusters section of your kubeconfig, or pick another context",
+            context=_where(self.paths),
+        )
+
     def _context_name(self, merged: _Merged) -> str:
         known = ", ".join(merged.contexts) or "none"
         if not merged.contexts:
@@ -259,6 +280,32 @@ class _Merged:
 
     def base_of_user(self, name: str) -> Path:
         return self.users[name][1].parent.resolve()
+
+
+_CLUSTER_FIELDS = (
+    "server",
+    "certificate-authority-data",
+    "insecure-skip-tls-verify",
+    "tls-server-name",
+    "proxy-url",
+    "disable-compression",
+)
+
+
+def _self_contained(cluster: Mapping[str, Any], *, base: Path) -> dict[str, Any]:
+    entry = {key: cluster[key] for key in _CLUSTER_FIELDS if key in cluster}
+    authority = cluster.get("certificate-authority")
+    if authority and "certificate-authority-data" not in entry:
+        path = Path(str(authority)).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            entry["certificate-authority-data"] = base64.b64encode(path.read_bytes()).decode()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the cluster's certificate authority {path}: {exc.strerror}",
+                hint="fix certificate-authority in the kubeconfig's cluster entry",
+            ) from exc
+    return entry
 
 
 def _read_document(path: Path) -> Mapping[str, Any]:

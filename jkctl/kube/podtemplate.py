@@ -17,8 +17,16 @@ relies on: a container named `kernel` that mounts the connection Secret and
 the pod-info volume the lease needs. Errors name the template file, the
 field and what is wrong.
 
-What this module does not do: choose values (the Kubernetes backend does,
-from the kernelspec and the launch request) or talk to the API.
+:func:`kernel_pod_values` and :func:`render_kernel_pod` are what the
+Kubernetes backend calls: a kernelspec's checked ``metadata.jkctl``
+(:class:`~jkctl.kube.podconfig.PodConfig`) plus the values only a launch
+knows (pod and Secret names, labels, the launch's env) make a Pod, rendered
+from the spec's own template when it has one. :func:`example_pod` renders
+one with placeholder values, for `jkctl kernelspecs show --pod` and
+`validate`.
+
+What this module does not do: choose the launch's values (the Kubernetes
+backend does, from the kernelspec and the launch request) or talk to the API.
 """
 
 from __future__ import annotations
@@ -38,7 +46,10 @@ import pydantic
 import yaml
 from kubernetes import client as k8s_models
 
+from jkctl import paths
 from jkctl.errors import TemplateError
+
+from .podconfig import TEMPLATE_FILE, PodConfig
 
 KERNEL_CONTAINER = "kernel"
 CONNECTION_VOLUME = "connection"
@@ -65,10 +76,15 @@ class KernelPodValues:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    image_pull_secrets: Sequence[str] = ()
+    service_account_name: str | None = None
+    #: Extra volumes and kernel-container mounts (Kubernetes' own JSON form).
+    volumes: Sequence[Mapping[str, Any]] = ()
+    volume_mounts: Sequence[Mapping[str, Any]] = ()
     run_as_user: int = 1000
     run_as_group: int = 100
     termination_grace_seconds: int = 10
-    #: Free-form values a kernelspec passes to its own template (`metadata.jkctl.template`).
+    #: Free-form values a kernelspec passes to its own template (`metadata.jkctl.templateValues`).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
@@ -78,9 +94,100 @@ class KernelPodValues:
         return plain
 
 
+def default_template_path() -> Path:
+    """The shared pod template bundled with jkctl, beside the bundled kernelspecs."""
+    return paths.bundled("kernel-templates") / TEMPLATE_FILE
+
+
 def default_template() -> str:
-    """The shared pod template bundled with jkctl."""
-    return resources.files("jkctl.kube").joinpath("kernel-pod.yaml.j2").read_text()
+    """The text of the shared pod template."""
+    return load_template(default_template_path())
+
+
+def template_for(config: PodConfig) -> tuple[str, str]:
+    """The pod template `config`'s pods are rendered from, and its file for errors."""
+    path = config.pod_template or default_template_path()
+    return load_template(path), str(path)
+
+
+def kernel_pod_values(
+    config: PodConfig,
+    *,
+    pod_name: str,
+    namespace: str,
+    kernel_id: str,
+    command: Sequence[str],
+    secret_name: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    spec_env: Mapping[str, str],
+    launch_env: Mapping[str, str],
+) -> KernelPodValues:
+    """A kernel pod's values: the spec's pod settings plus what only the launch knows.
+
+    Env is the kernelspec's Jupyter ``env``, then ``metadata.jkctl.env``, then
+    the launch's (later wins); labels and annotations are the spec's, then
+    the launch's (jkctl's own ``jkctl.io/`` keys, which a spec cannot set).
+    """
+    return KernelPodValues(
+        pod_name=pod_name,
+        namespace=namespace,
+        kernel_id=kernel_id,
+        image=config.image or "",
+        command=list(command),
+        secret_name=secret_name,
+        image_pull_policy=config.image_pull_policy,
+        env={**spec_env, **config.env, **launch_env},
+        resources=config.resources.to_json(),
+        node_selector=dict(config.node_selector),
+        tolerations=[dict(t) for t in config.tolerations],
+        labels={**config.labels, **labels},
+        annotations={**config.annotations, **annotations},
+        working_dir=config.working_dir,
+        run_as_user=config.run_as_user or KernelPodValues.run_as_user,
+        run_as_group=(
+            config.run_as_group if config.run_as_group is not None else KernelPodValues.run_as_group
+        ),
+        image_pull_secrets=list(config.image_pull_secrets),
+        service_account_name=config.service_account_name,
+        volumes=[dict(v) for v in config.volumes],
+        volume_mounts=[dict(m) for m in config.volume_mounts],
+        extra=dict(config.template_values),
+    )
+
+
+def render_kernel_pod(config: PodConfig, values: KernelPodValues) -> dict[str, Any]:
+    """Render `values` with `config`'s template into a validated Pod manifest."""
+    template, source = template_for(config)
+    return render_pod(template, values, source=source)
+
+
+EXAMPLE_KERNEL_ID = "00000000-0000-4000-8000-000000000000"
+#: Stands in for the image of a spec that names none (the launch must give KERNEL_IMAGE).
+NO_IMAGE = "no-image-set"
+
+
+def example_pod(
+    config: PodConfig, *, argv: Sequence[str], spec_env: Mapping[str, str], namespace: str
+) -> dict[str, Any]:
+    """The pod a kernel of this spec would get, with placeholder names and ids."""
+    name = f"jkctl-kernel-{EXAMPLE_KERNEL_ID[:8]}"
+    connection_dir = KernelPodValues.connection_dir
+    values = kernel_pod_values(
+        config,
+        pod_name=name,
+        namespace=namespace,
+        kernel_id=EXAMPLE_KERNEL_ID,
+        command=kernel_command(argv, connection_file=f"{connection_dir}/connection.json"),
+        secret_name=name,
+        labels={"jkctl.io/kernel-id": EXAMPLE_KERNEL_ID},
+        annotations={},
+        spec_env=spec_env,
+        launch_env={},
+    )
+    if not config.image:
+        values = dataclasses.replace(values, image=NO_IMAGE)
+    return render_kernel_pod(config, values)
 
 
 def load_template(path: Path) -> str:

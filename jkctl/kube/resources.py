@@ -60,6 +60,14 @@ PODS = Resource(group="", version="v1", plural="pods")
 SECRETS = Resource(group="", version="v1", plural="secrets")
 CONFIGMAPS = Resource(group="", version="v1", plural="configmaps")
 EVENTS = Resource(group="", version="v1", plural="events")
+DAEMONSETS = Resource(group="apps", version="v1", plural="daemonsets")
+JOBS = Resource(group="batch", version="v1", plural="jobs")
+SERVICE_ACCOUNTS = Resource(group="", version="v1", plural="serviceaccounts")
+RESOURCE_QUOTAS = Resource(group="", version="v1", plural="resourcequotas")
+LIMIT_RANGES = Resource(group="", version="v1", plural="limitranges")
+ROLES = Resource(group="rbac.authorization.k8s.io", version="v1", plural="roles")
+ROLE_BINDINGS = Resource(group="rbac.authorization.k8s.io", version="v1", plural="rolebindings")
+NETWORK_POLICIES = Resource(group="networking.k8s.io", version="v1", plural="networkpolicies")
 SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     group="authorization.k8s.io",
     version="v1",

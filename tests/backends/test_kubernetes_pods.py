@@ -6,18 +6,16 @@ import base64
 import dataclasses
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jkctl.backends.base import LaunchSpec
 from jkctl.backends.kubernetes import manifests
 from jkctl.backends.kubernetes.kernel import replacement_pod
 from jkctl.backends.kubernetes.launchvars import apply_launch, parse_launch_env
 from jkctl.backends.kubernetes.podfacts import Outlook, judge
-from jkctl.backends.kubernetes.requirements import PodRequirements, pod_requirements
 from jkctl.errors import TemplateError, UsageError
+from jkctl.kube.podconfig import PodConfig, parse_pod_config
 from jkctl.kube.podwatch import pod_state
 
 ARGV = ("python", "-m", "ipykernel_launcher", "-f", "{connection_file}")
@@ -30,9 +28,16 @@ IDENTITY = manifests.KernelIdentity(
 )
 
 
-def render(env: dict[str, str] | None = None, **requirements: Any) -> dict[str, Any]:
+def spec_config(**block: Any) -> PodConfig:
+    """A kernelspec's checked pod settings, as the loader makes them."""
+    block = {"image": "quay.io/jupyter/base:1", **block}
+    written = {key: value for key, value in block.items() if value is not None}
+    return parse_pod_config(written, source="test kernel.json")
+
+
+def render(env: dict[str, str] | None = None, **block: Any) -> dict[str, Any]:
     launch = parse_launch_env(env or {}, namespace="geo")
-    wanted = apply_launch(PodRequirements(image="quay.io/jupyter/base:1", **requirements), launch)
+    config = apply_launch(spec_config(**block), launch)
     return manifests.pod_manifest(
         name=manifests.pod_name(IDENTITY.kernel_id),
         namespace="geo",
@@ -40,7 +45,7 @@ def render(env: dict[str, str] | None = None, **requirements: Any) -> dict[str, 
         argv=ARGV,
         spec_env={"SPEC_VAR": "from the spec"},
         launch_env=launch.env,
-        requirements=wanted,
+        config=config,
         lease_seconds=7200,
         generation=0,
     )
@@ -128,9 +133,10 @@ def test_launch_variables_shape_the_pod() -> None:
     )
     container = kernel_container(pod)
     assert container["image"] == "registry.example:5000/team/kernel:2"
-    # The requests went above the spec's limits: the limits follow.
+    # The requests went above the spec's limits: the limits follow. A GPU is only
+    # limited (Kubernetes makes its request the limit).
     assert container["resources"] == {
-        "requests": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
+        "requests": {"cpu": "4", "memory": "8Gi"},
         "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
     }
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"][
@@ -174,7 +180,7 @@ def test_values_never_add_structure(payload: str) -> None:
     [
         ({"KERNEL_NAMESPACE": "elsewhere"}, "runs kernels in namespace geo, not elsewhere"),
         ({"KERNEL_NAMESPACE": "Not_A_Name"}, "KERNEL_NAMESPACE='Not_A_Name' is invalid"),
-        ({"KERNEL_IMAGE": "UPPER/case"}, "KERNEL_IMAGE='UPPER/case' is invalid"),
+        ({"KERNEL_IMAGE": "registry/UPPER"}, "KERNEL_IMAGE='registry/UPPER' is invalid"),
         ({"KERNEL_IMAGE": "img:tag\nrm"}, "is invalid"),
         ({"KERNEL_CPUS": "two"}, "KERNEL_CPUS='two' is invalid"),
         ({"KERNEL_CPUS": "0"}, "KERNEL_CPUS='0' is invalid"),
@@ -191,7 +197,7 @@ def test_bad_launch_variables_are_refused_with_what_they_take(
     env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(UsageError, match=re.escape(message)) as raised:
-        apply_launch(PodRequirements(image="busybox"), parse_launch_env(env, namespace="geo"))
+        apply_launch(spec_config(), parse_launch_env(env, namespace="geo"))
     assert raised.value.http_status == 400
     assert raised.value.hint
 
@@ -200,28 +206,35 @@ def test_the_daemons_own_namespace_is_fine() -> None:
     assert parse_launch_env({"KERNEL_NAMESPACE": "geo"}, namespace="geo").env
 
 
-def test_kernelspec_requirements(tmp_path: Path) -> None:
-    spec = LaunchSpec(
-        name="gpu",
-        argv=ARGV,
-        resource_dir=tmp_path,
-        jkctl={
-            "image": "img:1",
-            "resources": {"limits": {"nvidia.com/gpu": 1}},
-            "nodeSelector": {"pool": "gpu"},
-            "env": {"A": 1},
-        },
+def test_the_launch_is_checked_with_the_kernelspec_schema() -> None:
+    """What a spec could not ask for, a launch cannot either (the whole is checked again)."""
+    spec = spec_config(resources={"limits": {"cpu": "1"}}, nodeSelector={"pool": "cpu"})
+    config = apply_launch(spec, parse_launch_env({"KERNEL_CPUS": "3"}, namespace="geo"))
+    assert config.resources.requests["cpu"] == "3"
+    assert config.resources.limits["cpu"] == "3"  # the request raised the spec's limit
+    assert config.node_selector == {"pool": "cpu"}
+    gpu = apply_launch(spec, parse_launch_env({"KERNEL_GPUS": "2"}, namespace="geo"))
+    assert gpu.resources.limits["nvidia.com/gpu"] == "2"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in list(
+        gpu.tolerations
     )
-    wanted = pod_requirements(spec)
-    assert wanted.limits == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
-    assert wanted.requests == {"cpu": "500m", "memory": "1Gi"}
-    assert wanted.node_selector == {"pool": "gpu"}
-    assert wanted.env == {"A": "1"}
-    assert wanted.template is None
-    (tmp_path / "kernel-pod.yaml.j2").write_text("...")
-    assert pod_requirements(spec).template == tmp_path / "kernel-pod.yaml.j2"
+
+
+def test_a_kernelspec_without_an_image_needs_kernel_image() -> None:
     with pytest.raises(TemplateError, match="names no image"):
-        pod_requirements(LaunchSpec(name="x", argv=ARGV, resource_dir=tmp_path, jkctl={}))
+        manifests.pod_manifest(
+            name="jkctl-x",
+            namespace="geo",
+            identity=IDENTITY,
+            argv=ARGV,
+            spec_env={},
+            launch_env={},
+            config=PodConfig(),
+            lease_seconds=60,
+            generation=0,
+        )
+    pod = render({"KERNEL_IMAGE": "quay.io/team/kernel:1"}, image=None)
+    assert kernel_container(pod)["image"] == "quay.io/team/kernel:1"
 
 
 def pod_with(status: dict[str, Any], **meta: Any) -> Any:

@@ -12,10 +12,12 @@ import pytest
 from jkctl.backends.base import Died, LaunchSpec, Running
 from jkctl.backends.local import LocalBackend, _ephemeral_range
 from jkctl.errors import KernelStartError
+from jkctl.kube.podconfig import parse_pod_config
 
 
 def spec(tmp_path: Path, *argv: str, **jkctl: object) -> LaunchSpec:
-    return LaunchSpec(name="test", argv=tuple(argv), resource_dir=tmp_path, jkctl=jkctl)
+    pod = parse_pod_config(jkctl, source="test")
+    return LaunchSpec(name="test", argv=tuple(argv), resource_dir=tmp_path, pod=pod)
 
 
 async def test_a_crashing_kernel_reports_died_with_its_last_output(tmp_path: Path) -> None:

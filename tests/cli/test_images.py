@@ -253,10 +253,39 @@ def test_register_refuses_to_overwrite_before_building(jkctl: Run) -> None:
     assert "was not pushed" in forced.stderr
 
 
-def test_cluster_builder_says_it_is_not_there_yet(jkctl: Run) -> None:
-    result = jkctl(str(DATA / "plain.yml"), "--tag", IMAGE, "--builder", "cluster")
+def test_cluster_dry_run_prints_the_kubectl_commands(jkctl: Run, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    result = jkctl(
+        str(DATA / "plain.yml"),
+        *("--tag", IMAGE, "--push", "--builder", "cluster", "--registry-secret", "regcred"),
+        *("-n", "geo", "--dry-run", "--context-dir", str(context)),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    job = re.search(r"create configmap (jkctl-build-stats-[0-9a-f]{6}) ", lines[0])
+    assert job is not None
+    assert lines[0] == (
+        f"tar -czf - -C {context} . | kubectl -n geo create configmap {job[1]} "
+        "--from-file=context.tar.gz=/dev/stdin"
+    )
+    assert lines[1] == "kubectl -n geo create -f - <<'EOF'"
+    assert f"        - --destination={IMAGE}" in lines
+    assert "    - --context=tar:///workspace/context/context.tar.gz" in result.stdout
+    assert "secretName: regcred" in result.stdout
+    assert lines[-2:] == ["EOF", f"kubectl -n geo logs --follow job/{job[1]}"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--registry-secret", "regcred"], "--registry-secret and --builder-image are for"),
+        (["--builder", "cluster", "--register"], "--register with --builder cluster needs --push"),
+    ],
+)
+def test_cluster_options_are_checked_first(jkctl: Run, args: list[str], message: str) -> None:
+    result = jkctl(str(DATA / "plain.yml"), "--tag", IMAGE, "--dry-run", *args)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --builder cluster needs a later jkctl version;")
+    assert result.stderr.startswith(f"error: {message}")
 
 
 def test_help_has_an_example() -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from jkctl.errors import BuilderUnavailable, ImageBuildError
-from jkctl.images.buildlog import BuildStep, StepTracker, diagnose
+from jkctl.images.buildlog import BuildStep, StepTracker, diagnose, failure_context
 from tests.images.fakes import BUILDKIT_FAILURE, PODMAN_SUCCESS
 
 
@@ -119,3 +121,56 @@ def test_push_refused() -> None:
         "the registry refused to let podman push registry.example.com/team/geo:1."
     )
     assert error.hint is not None and "`podman login registry.example.com`" in error.hint
+
+
+KANIKO_FAILURE = """\
+level=info msg="Retrieving image manifest docker.io/mambaorg/micromamba:2.0.5"
+level=info msg="ARG JKCTL_ENV_NAME=geo"
+level=info msg="USER root"
+level=info msg="RUN usermod --uid 1000 \\"$MAMBA_USER\\""
+level=info msg="Running: [/bin/sh -c usermod --uid 1000 \\"$MAMBA_USER\\"]"
+usermod: unrelated output
+level=info msg="Taking snapshot of full filesystem..."
+level=info msg="RUN micromamba create --yes --name geo"
+error    libmamba Could not solve for environment specs
+level=error msg="error building image: failed to execute command: exit status 1"
+"""
+
+
+@pytest.mark.parametrize("colored", [False, True])
+def test_kaniko_steps_are_counted_and_its_failure_is_the_last_step(colored: bool) -> None:
+    lines = KANIKO_FAILURE.splitlines()
+    if colored:  # --log-format=color: `INFO[0003] message`, with ANSI colours
+        lines = [
+            line[:-1]  # the closing quote
+            .replace('level=info msg="', "\x1b[36mINFO\x1b[0m[0003] ")
+            .replace('level=error msg="', "\x1b[31mERRO\x1b[0m[0009] ")
+            .replace('\\"', '"')
+            if "msg=" in line
+            else line
+            for line in lines
+        ]
+    tracker = StepTracker(expected_steps=4)
+    steps = [step for line in lines if (step := tracker.feed(line)) is not None]
+    assert [step.label() for step in steps] == [
+        "step 1/4: ARG JKCTL_ENV_NAME=geo",
+        "step 2/4: USER root",
+        'step 3/4: RUN usermod --uid 1000 "$MAMBA_USER"',
+        "step 4/4: RUN micromamba create --yes --name geo",
+    ]
+    failed = tracker.failed_step()
+    assert failed is not None and failed.number == 4
+    assert tracker.output_of(failed) == [
+        "error    libmamba Could not solve for environment specs",
+        "error building image: failed to execute command: exit status 1",
+    ]
+    where, context = failure_context(tracker, command="kubectl logs job/x")
+    assert where == " at step 4/4: RUN micromamba create --yes --name geo"
+    assert context.count("error building image") == 1
+
+
+def test_kaniko_steps_beyond_the_expected_count_lose_their_total() -> None:
+    tracker = StepTracker(expected_steps=1)
+    tracker.feed('level=info msg="USER root"')
+    step = tracker.feed('level=info msg="WORKDIR /home"')
+    assert step is not None and step.label() == "step 2: WORKDIR /home"

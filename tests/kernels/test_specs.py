@@ -24,10 +24,11 @@ def test_bundled_python3_with_its_jkctl_block() -> None:
     spec = load_spec(paths.bundled("kernel-templates") / "python3")
     assert spec.name == "python3"
     assert spec.interrupt_mode == "message"
-    assert spec.jkctl["image"].startswith("quay.io/jupyter/")
+    assert spec.pod.image is not None
+    assert spec.pod.image.startswith("quay.io/jupyter/")
     launch = spec.launch_spec()
     assert launch.argv == ("python", "-m", "ipykernel_launcher", "-f", "{connection_file}")
-    assert launch.jkctl == spec.jkctl
+    assert launch.pod == spec.pod
     assert spec.resource_files() == {
         "logo-32x32": "logo-32x32.png",
         "logo-64x64": "logo-64x64.png",
@@ -79,3 +80,43 @@ def test_default_is_python3_else_the_first(tmp_path: Path) -> None:
     write_kernelspec(tmp_path / "user", "julia", argv=["julia"])
     assert only.default(only.all()) == "julia"
     assert source(tmp_path).default(source(tmp_path).all()) == "python3"
+
+
+def test_a_bad_jkctl_field_breaks_only_its_spec_and_is_named(tmp_path: Path) -> None:
+    folder = write_kernelspec(
+        tmp_path / "user",
+        "geo",
+        argv=["python"],
+        metadata={"jkctl": {"resources": {"requests": {"memory": "8GB"}}}},
+    )
+    catalog = source(tmp_path).catalog()
+    assert "geo" in catalog.broken
+    assert catalog.broken["geo"].folder == folder
+    assert "python3" in catalog.specs
+    assert "geo" not in source(tmp_path).all()
+    with pytest.raises(TemplateError) as raised:
+        source(tmp_path).get("geo")
+    assert raised.value.message.startswith(
+        f"{folder / 'kernel.json'}: metadata.jkctl.resources.requests.memory is '8GB'"
+    )
+
+
+def test_a_spec_without_a_jkctl_block_is_a_plain_jupyter_spec(tmp_path: Path) -> None:
+    write_kernelspec(tmp_path / "user", "plain", argv=["python"])
+    spec = source(tmp_path).get("plain")
+    assert spec.pod.image is None
+    assert spec.launch_spec().pod.resources.limits["memory"] == "4Gi"
+
+
+def test_a_spec_uses_its_own_pod_template_else_its_neighbours(tmp_path: Path) -> None:
+    own = write_kernelspec(tmp_path / "extra", "own", argv=["python"])
+    (own / "kernel-pod.yaml.j2").write_text("kind: Pod\n")
+    write_kernelspec(tmp_path / "extra", "neighbour", argv=["python"])
+    write_kernelspec(tmp_path / "user", "mine", argv=["python"])
+    (tmp_path / "extra" / "kernel-pod.yaml.j2").write_text("kind: Pod\n")
+    specs = source(tmp_path).all()
+    assert specs["own"].pod.pod_template == own / "kernel-pod.yaml.j2"
+    assert specs["neighbour"].pod.pod_template == tmp_path / "extra" / "kernel-pod.yaml.j2"
+    assert specs["mine"].pod.pod_template is None
+    bundled = paths.bundled("kernel-templates")
+    assert specs["python3"].pod.pod_template == bundled / "kernel-pod.yaml.j2"

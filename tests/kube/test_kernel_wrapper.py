@@ -144,6 +144,44 @@ def test_clean_exit_restarts_in_place(
     assert wrapper.poll() is None
 
 
+def test_lease_watcher_never_outlives_its_kernel(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    wrapper = start(
+        podinfo,
+        python(f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"),
+    )
+    processes.append(wrapper)
+    wait_for(ready.exists)
+    group = os.getpgid(wrapper.pid)
+    wrapper.kill()  # the wrapper dies hard, as if its container's pid 1 were killed alone
+    wrapper.wait()
+    members = [pid for pid in _pids() if _pgid(pid) == group]
+    kernel = [pid for pid in members if "time.sleep(60)" in _cmdline(pid)]
+    assert kernel, "the kernel should still run: only the wrapper was killed"
+    os.kill(kernel[0], signal.SIGKILL)
+    wait_for(lambda: not [pid for pid in _pids() if _pgid(pid) == group])
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def test_crash_ends_the_container_with_the_kernel_status(
     podinfo: Path, processes: list[subprocess.Popen[str]]
 ) -> None:

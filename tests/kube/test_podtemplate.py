@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jkctl import paths
 from jkctl.errors import TemplateError
+from jkctl.kernels.specs import KernelSpec, KernelSpecSource
+from jkctl.kube.podconfig import parse_pod_config
 from jkctl.kube.podtemplate import (
     KernelPodValues,
     default_template,
+    example_pod,
     kernel_command,
+    kernel_pod_values,
+    render_kernel_pod,
     render_pod,
 )
 
@@ -167,3 +174,99 @@ def test_template_must_keep_the_lease_volume() -> None:
     template = default_template().replace("downwardAPI:", "emptyDir: {}\n      x-downwardAPI:")
     with pytest.raises(TemplateError):
         render_pod(template, values(), source="t.j2")
+
+
+def bundled_specs() -> dict[str, KernelSpec]:
+    return KernelSpecSource(dirs=(paths.bundled("kernel-templates"),)).all()
+
+
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_every_bundled_spec_and_profile_renders_a_valid_pod(name: str) -> None:
+    spec = bundled_specs()[name]
+    pod = example_pod(spec.pod, argv=spec.argv, spec_env=spec.env, namespace="geo")
+    container = kernel_container(pod)
+    assert container["image"] == spec.pod.image
+    assert container["resources"] == spec.pod.resources.to_json()
+    assert container["command"][-len(spec.argv) :] == [
+        part.replace("{connection_file}", CONNECTION_FILE) for part in spec.argv
+    ]
+    assert pod["spec"].get("nodeSelector", {}) == dict(spec.pod.node_selector)
+    assert pod["spec"].get("tolerations", []) == [dict(t) for t in spec.pod.tolerations]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["resources"]["requests"].keys() >= {"cpu", "memory"}
+    assert container["resources"]["limits"].keys() >= {"cpu", "memory"}
+
+
+def test_spec_fields_reach_the_pod() -> None:
+    config = parse_pod_config(
+        {
+            "image": "registry.example.com/geo:1",
+            "imagePullPolicy": "Always",
+            "imagePullSecrets": ["team-registry"],
+            "serviceAccountName": "kernels",
+            "runAsUser": 1001,
+            "runAsGroup": 1000,
+            "workingDir": "/data",
+            "env": {"FROM_JKCTL": "1", "BOTH": "jkctl"},
+            "labels": {"team": "geo"},
+            "annotations": {"example.com/cost": "42"},
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "geo"}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        },
+        source="t",
+    )
+    values = kernel_pod_values(
+        config,
+        pod_name="kernel-0123",
+        namespace="geo",
+        kernel_id="0123",
+        command=["python"],
+        secret_name="kernel-0123",
+        labels={"jkctl.io/kernel-id": "0123"},
+        annotations={"jkctl.io/lease-seconds": "60"},
+        spec_env={"FROM_SPEC": "1", "BOTH": "spec"},
+        launch_env={"KERNEL_USERNAME": "ana"},
+    )
+    pod = render_kernel_pod(config, values)
+    spec = pod["spec"]
+    container = kernel_container(pod)
+    assert spec["imagePullSecrets"] == [{"name": "team-registry"}]
+    assert spec["serviceAccountName"] == "kernels"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsUser"] == 1001
+    assert spec["securityContext"]["runAsGroup"] == 1000
+    assert container["imagePullPolicy"] == "Always"
+    assert container["workingDir"] == "/data"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["BOTH"] == "jkctl"  # metadata.jkctl.env over kernel.json's env
+    assert {"FROM_SPEC", "FROM_JKCTL", "KERNEL_USERNAME", "JKCTL_PODINFO"} <= env.keys()
+    assert pod["metadata"]["labels"] == {"team": "geo", "jkctl.io/kernel-id": "0123"}
+    assert pod["metadata"]["annotations"]["example.com/cost"] == "42"
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "geo"}} in spec["volumes"]
+    assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
+    assert {v["name"] for v in spec["volumes"]} == {"connection", "podinfo", "data"}
+
+
+def test_a_spec_override_template_is_used_and_gets_its_template_values(tmp_path: Path) -> None:
+    override = default_template().replace(
+        "enableServiceLinks: false",
+        "enableServiceLinks: false\n  priorityClassName: {{ extra.priority }}",
+    )
+    (tmp_path / "kernel-pod.yaml.j2").write_text(override)
+    config = parse_pod_config(
+        {"templateValues": {"priority": "kernels-low"}},
+        source="t",
+        pod_template=tmp_path / "kernel-pod.yaml.j2",
+    )
+    pod = example_pod(config, argv=["python"], spec_env={}, namespace="geo")
+    assert pod["spec"]["priorityClassName"] == "kernels-low"
+    assert kernel_container(pod)["image"] == "no-image-set"
+
+
+def test_a_broken_override_names_its_file(tmp_path: Path) -> None:
+    template = tmp_path / "kernel-pod.yaml.j2"
+    template.write_text(default_template().replace("restartPolicy: Never", "restartPolicy: {{"))
+    config = parse_pod_config(None, source="t", pod_template=template)
+    with pytest.raises(TemplateError) as raised:
+        example_pod(config, argv=["python"], spec_env={}, namespace="geo")
+    assert raised.value.message.startswith(f"{template}, line ")

@@ -40,6 +40,14 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         metavar="NAME",
         help="images whose pulls fail (the flag may repeat)",
     )
+    parser.add_argument(
+        "--backoff-base",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="first back-off of crash loops and image pulls, doubling up to 300 s "
+        "(default: 10, the kubelet's)",
+    )
     parser.add_argument("--control-socket", type=Path, help="Unix socket for fault commands")
     parser.add_argument(
         "--state-dir", type=Path, help="where pods' files go (default: a temporary directory)"
@@ -61,6 +69,7 @@ async def _serve(args: argparse.Namespace, state_dir: Path) -> None:
         port=args.port,
         pull_delay=args.pull_delay,
         failing_images=frozenset(args.fail_image),
+        backoff_base=args.backoff_base,
         bookmark_interval=args.bookmark_interval,
     )
     cluster = Cluster(config)

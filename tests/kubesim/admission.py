@@ -13,6 +13,12 @@ In the real server's order:
    messages ("maximum cpu usage per Container is 1, but limit is 2");
 5. ResourceQuota (`quota.py`).
 
+`admit_create` runs them all for a create request (`rest.py`). `create`
+is the same path for the controllers that run inside kubesim (Job,
+DaemonSet): a real controller creates its pods through the API server, so
+its pods get the same defaults and meet the same quota and limits (a Job
+over its namespace's pod quota gets 403s, as FailedCreate events).
+
 Not here: LimitRange types Pod and PersistentVolumeClaim, maxLimitRequestRatio.
 """
 
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tests.kubesim import resources
+from tests.kubesim import defaults, quota, resources, validation
 from tests.kubesim.quantity import parse
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.status import ApiError, not_found
@@ -164,3 +170,33 @@ def check_limit_ranges(store: Store, pod: Obj, namespace: str) -> None:
     if problems:
         message = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
         raise _forbidden(resources.PODS, pod["metadata"].get("name") or "", message)
+
+
+def admit_create(store: Store, rtype: ResourceType, obj: Obj, namespace: str | None) -> None:
+    """What a decoded, defaulted create meets before it is stored, in the server's order.
+
+    Fills in a `generateName` name and, for pods, the LimitRanger defaults and the
+    initial status; raises `ApiError` as the API would.
+    """
+    meta = obj["metadata"]
+    if namespace is not None:
+        check_namespace(store, rtype, namespace, meta.get("name") or "")
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = store.generate_name(rtype, namespace, meta["generateName"])
+    if rtype is resources.PODS:
+        apply_limit_ranges(store, obj, namespace or "default")
+        defaults.pod_initial_status(obj)
+    validation.validate(rtype, obj)
+    if rtype is resources.PODS:
+        check_limit_ranges(store, obj, namespace or "default")
+    if namespace is not None:
+        quota.admit(store, rtype, obj, namespace)
+
+
+def create(store: Store, rtype: ResourceType, obj: Obj) -> Obj:
+    """Create `obj` as a client inside the cluster would through the API: defaulted, admitted."""
+    obj = {**obj, "apiVersion": rtype.api_version, "kind": rtype.kind}
+    defaults.apply(rtype, obj)
+    namespace = obj["metadata"].get("namespace", "default") if rtype.namespaced else None
+    admit_create(store, rtype, obj, namespace)
+    return store.create(rtype, obj, namespace=namespace)

@@ -3,9 +3,10 @@
 Every request goes the real server's way: authenticate the bearer token
 (401), derive the request's attributes from its URL and authorize them with
 RBAC (403) *before* looking at whether the resource exists, then route to
-discovery, the REST verbs, watch, the reviews, or the streaming pod
-subresources. WebSocket upgrades of `pods/portforward` and `pods/exec`
-are a GET and so authorized as `get`; like a 1.35 server
+discovery, the REST verbs, watch, the reviews, the streaming pod
+subresources, or `serviceaccounts/token` (`satokens.py`, whose tokens are
+accepted beside the static ones). WebSocket upgrades of `pods/portforward`
+and `pods/exec` are a GET and so authorized as `get`; like a 1.35 server
 (`AuthorizePodWebsocketUpgradeCreatePermission`), kubesim then also
 requires `create` on the subresource.
 
@@ -44,6 +45,7 @@ from tests.kubesim import (
     requestinfo,
     resources,
     reviews,
+    satokens,
     streams,
     watchstream,
 )
@@ -96,6 +98,7 @@ class ApiServer:
         self._config = config
         self._authorizer = Authorizer(store)
         self._rest = Rest(store)
+        self._tokens = satokens.ServiceAccountTokens(store)
         self._portforwards = streams.PortForwards()
         self._ssl = certs.server_context()
         app = web.Application(client_max_size=_MAX_BODY)
@@ -157,6 +160,11 @@ class ApiServer:
         self._stop_listening(hold=True)
         self._drop_connections()
         self._reopen = self._group.create_task(self._reopen_after(seconds))
+
+    async def wait_listening(self) -> None:
+        """Return once the listener is open (at once if it is; after a `refuse`, when it ends)."""
+        async with self.listening_changed:
+            await self.listening_changed.wait_for(lambda: self.listening)
 
     def delay(self, seconds: float) -> None:
         self._delay_seconds = seconds
@@ -223,7 +231,10 @@ class ApiServer:
         try:
             if asyncio.get_running_loop().time() < self._delay_until:
                 await asyncio.sleep(self._delay_seconds)  # the injected delay itself
-            user = self._users.authenticate(request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            user = self._tokens.authenticate(authorization) or self._users.authenticate(
+                authorization
+            )
             info = requestinfo.parse(request.method, request.path, request.query)
             self._authorize(request, user, info)
             if not info.is_resource:
@@ -316,7 +327,8 @@ class ApiServer:
             body = await read_object(request)
             return respond(reviews.review(self._authorizer, user, rtype, body), 201)
         if info.subresource:
-            return await self._subresource(call)
+            token = rtype is resources.SERVICEACCOUNTS and info.subresource == "token"
+            return await (self._token_request if token else self._subresource)(call)
         if info.verb not in rtype.verbs:
             raise method_not_allowed()
         verb = info.verb
@@ -344,6 +356,12 @@ class ApiServer:
         if verb not in writers:
             raise method_not_allowed()
         return await writers[verb](call)
+
+    async def _token_request(self, call: Call) -> web.StreamResponse:
+        if call.info.verb != "create" or call.namespace is None:
+            raise method_not_allowed()
+        body = await read_object(call.request)
+        return respond(self._tokens.request_token(call.namespace, call.info.name, body), 201)
 
     async def _subresource(self, call: Call) -> web.StreamResponse:
         rtype, info = call.rtype, call.info

@@ -51,6 +51,7 @@ class ClusterConfig:
     port: int = 0
     pull_delay: float = 0.0
     failing_images: frozenset[str] = frozenset()
+    backoff_base: float = 10.0  # the kubelet's first crash-loop and image-pull back-off
     nodes: tuple[NodeShape, ...] | None = None  # None: the kubelet's own default nodes
     bookmark_interval: float = 60.0
     watch_timeout: float = 1800.0
@@ -79,6 +80,8 @@ def real_kubelet(store: Store, config: ClusterConfig) -> KubeletLike | None:
         pull_delay=config.pull_delay,
         failing_images=config.failing_images,
         state_dir=config.state_dir,
+        restart_backoff_base=config.backoff_base,
+        image_backoff_base=config.backoff_base,
         **options,
     )
     made: KubeletLike = module.Kubelet(store, kubelet_config)
@@ -182,6 +185,9 @@ class Cluster:
 
     def refuse_api(self, seconds: float) -> None:
         self.api.refuse(seconds)
+
+    async def wait_api_listening(self) -> None:
+        await self.api.wait_listening()
 
     def delay_api(self, seconds: float) -> None:
         self.api.delay(seconds)

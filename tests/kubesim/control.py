@@ -17,7 +17,7 @@ import inspect
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ def _commands(cluster: Cluster) -> dict[str, Callable[..., Any]]:
         "delete_namespace": cluster.delete_namespace,
         "close_portforwards": cluster.close_portforwards,
         "refuse_api": lambda seconds: cluster.refuse_api(float(seconds)),
+        "wait_api_listening": lambda timeout: _within(float(timeout), cluster.wait_api_listening()),
         "delay_api": lambda seconds: cluster.delay_api(float(seconds)),
         "restart_api": cluster.restart_api,
         "kill_container": cluster.kill_container,
@@ -45,6 +46,11 @@ def _commands(cluster: Cluster) -> dict[str, Callable[..., Any]]:
         "fail_images": lambda images: cluster.fail_images(*images),
         "set_pull_delay": lambda seconds: cluster.set_pull_delay(float(seconds)),
     }
+
+
+async def _within(seconds: float, waiting: Awaitable[Any]) -> Any:
+    async with asyncio.timeout(seconds):
+        return await waiting
 
 
 async def _dispatch(cluster: Cluster, op: str, args: dict[str, Any]) -> Any:

@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 
-from tests.kubesim import resources
+from tests.kubesim import admission, resources
 from tests.kubesim.deletion import delete_pod, owned_by, owner_reference
 from tests.kubesim.events import NORMAL, EventRecorder
 from tests.kubesim.scheduler import _affinity_matches, _tolerates
@@ -203,7 +203,7 @@ class DaemonSetController:
 
     def _create(self, daemonset: Obj, node: str) -> None:
         try:
-            pod = self._store.create(resources.PODS, _pod_for(daemonset, node))
+            pod = admission.create(self._store, resources.PODS, _pod_for(daemonset, node))
         except ApiError as error:
             self._events.record(daemonset, "Warning", "FailedCreate", f"Error creating: {error}")
             return

@@ -16,7 +16,17 @@ shows them), so they are the real defaults, not convenient ones:
 - namespaces: the `kubernetes` finalizer, phase Active and the
   `kubernetes.io/metadata.name` label;
 - limit ranges: default limits from max, default requests from default
-  or min.
+  or min;
+- resource quotas and limit ranges: quantities stored in canonical form
+  (`0.5` reads back as `500m`, `1024Mi` as `1Gi`), as the real server
+  re-encodes every `resource.Quantity` it decodes.
+- nodes: what Go's encoder always writes because the fields have no
+  `omitempty` (`spec: {}`, every `nodeInfo` string, the kubelet endpoint's
+  `Port`, each condition's type and status, each address's type and
+  address). Clients rely on them: the `kubernetes` client refuses to read a
+  NodeList whose `nodeInfo` lacks a field, so one Node created with a
+  partial status (`kubectl create -f node.yaml`) would break every
+  `list_node()` in the cluster.
 
 Not here: admission that depends on other objects (LimitRange defaults on
 pods are in `limitrange.py`).
@@ -38,6 +48,19 @@ _NOT_READY_TOLERATIONS = (
     "node.kubernetes.io/unreachable",
 )
 _DEFAULT_MODE = 420  # 0644
+_LIMIT_RANGE_SECTIONS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+_NODE_INFO_FIELDS = (
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
+)
 
 
 def apply(rtype: ResourceType, obj: Obj) -> None:
@@ -50,6 +73,12 @@ def apply(rtype: ResourceType, obj: Obj) -> None:
         _namespace(obj)
     elif rtype is resources.LIMITRANGES:
         _limit_range(obj)
+    elif rtype is resources.RESOURCEQUOTAS:
+        spec = obj.get("spec") or {}
+        if spec.get("hard"):
+            spec["hard"] = _canonical(spec["hard"])
+    elif rtype is resources.NODES:
+        _node(obj)
 
 
 def image_pull_policy(image: str) -> str:
@@ -176,3 +205,31 @@ def _limit_range(limit_range: Obj) -> None:
             default_request.setdefault(name, value)
         for name, value in (item.get("min") or {}).items():
             default_request.setdefault(name, value)
+    for item in (limit_range.get("spec") or {}).get("limits") or []:
+        for section in _LIMIT_RANGE_SECTIONS:
+            if item.get(section):
+                item[section] = _canonical(item[section])
+            elif section in item:
+                del item[section]  # Go's omitempty: an empty map is not stored
+
+
+def _canonical(quantities: dict[str, Any]) -> dict[str, str]:
+    return {name: str(parse(str(value))) for name, value in quantities.items()}
+
+
+def _node(node: Obj) -> None:
+    if not isinstance(node.get("spec"), dict):
+        node["spec"] = {}
+    status = node["status"] = node.get("status") or {}
+    info = status["nodeInfo"] = status.get("nodeInfo") or {}
+    for name in _NODE_INFO_FIELDS:
+        info.setdefault(name, "")
+    endpoints = status["daemonEndpoints"] = status.get("daemonEndpoints") or {}
+    kubelet = endpoints["kubeletEndpoint"] = endpoints.get("kubeletEndpoint") or {}
+    kubelet.setdefault("Port", 0)
+    for condition in status.get("conditions") or []:
+        condition.setdefault("type", "")
+        condition.setdefault("status", "")
+    for address in status.get("addresses") or []:
+        address.setdefault("type", "")
+        address.setdefault("address", "")

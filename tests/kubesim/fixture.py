@@ -5,8 +5,11 @@ for its ready line, and yields a `Kubesim` handle: the admin kubeconfig,
 the server URL, users, namespaces and the fault commands (sent over the
 control socket). Faults that last N seconds return at once; the test
 observes the effect while it lasts. Teardown stops the process group
-(SIGTERM, then SIGKILL if it lingers) and fails if any process of it
-survives.
+(SIGTERM, then SIGKILL if it lingers) and fails if any process of it, or
+any process it started (pods run in sessions of their own), survives.
+
+`kubesim_short_backoff` is a second such cluster whose kubelet backs off
+from 0.1 s instead of 10 s, for tests of crash loops and failing pulls.
 
 `kube_namespace` is a fresh namespace for one test, deleted afterwards
 (without waiting for the deletion to finish).
@@ -88,6 +91,10 @@ class Kubesim:
         """Connections to the API port are refused for `seconds`; open ones are dropped now."""
         self.control.call("refuse_api", seconds=seconds)
 
+    def wait_api_listening(self, timeout: float = 20.0) -> None:
+        """Block until the API port listens again (after `refuse_api`); at once if it does."""
+        self.control.call("wait_api_listening", timeout=timeout)
+
     def delay_api(self, seconds: float) -> None:
         """For the next `seconds`, each API request is answered `seconds` late."""
         self.control.call("delay_api", seconds=seconds)
@@ -152,35 +159,109 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def descendants(pid: int) -> list[int]:
+    """Live (non-zombie) processes below `pid` in the process tree.
+
+    Pod processes are among them although they run in sessions (and process
+    groups) of their own, as the kubelet starts them.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, frontier = [], [pid]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
+
+
+POD_UID_ENV = {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
+
+
+def pod_processes(kubesim: Kubesim, uid: str) -> list[int]:
+    """Host pids of the processes kubesim runs for pod `uid`, found by their environment.
+
+    kubesim does not label pod processes (a kubelet does not either): a test
+    that wants to find them gives its containers `POD_UID_ENV`, the pod's uid
+    through the downward API.
+    """
+    assert kubesim.pid is not None, "the cluster runs in this process"
+    marker = f"POD_UID={uid}".encode()
+    found = []
+    for pid in descendants(kubesim.pid):
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(pid)
+    return found
+
+
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group, wait, SIGKILL whatever is left, and check nothing survives."""
+    """SIGTERM the group, wait, SIGKILL whatever is left, and check nothing survives:
+    neither the group nor any process kubesim started (its pods)."""
     pgid = process.pid  # start_new_session made it the group leader
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_TIMEOUT)  # a clean stop kills the pods first
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=STOP_TIMEOUT)
-    _wait_for_exit(group_members(pgid), time.monotonic() + STOP_TIMEOUT)
-    left = group_members(pgid)
-    assert not left, f"kubesim left processes behind: {left}"
+    # Taken before the stop: once kubesim is gone, its pods are no one's children.
+    with _pidfds(descendants(pgid)) as started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)  # a clean stop kills the pods first
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        with _pidfds(group_members(pgid)) as members:
+            _wait_for_exit(members, deadline)
+        _wait_for_exit(started, deadline)
+        left = group_members(pgid)
+        assert not left, f"kubesim left processes behind: {left}"
+        survivors = sorted(pid for pid, fd in started.items() if not exited(fd))
+        assert not survivors, f"kubesim left pod processes behind: {survivors}"
 
 
-def _wait_for_exit(pids: list[int], deadline: float) -> None:
-    """Wait until each process has exited (its pidfd turns readable), or the deadline."""
-    with selectors.DefaultSelector() as selector:
+@contextlib.contextmanager
+def _pidfds(pids: list[int]) -> Iterator[dict[int, int]]:
+    """A pidfd per process still there (it names that process even if its pid is reused)."""
+    fds: dict[int, int] = {}
+    try:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                selector.register(os.pidfd_open(pid), selectors.EVENT_READ)
-        try:
-            while selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
-                for key, _ in selector.select(remaining):
-                    selector.unregister(key.fileobj)
-                    os.close(key.fd)
-        finally:
-            for key in list(selector.get_map().values()):
-                os.close(key.fd)
+                fds[pid] = os.pidfd_open(pid)
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def exited(pidfd: int) -> bool:
+    """Whether the process behind `pidfd` has exited (without waiting)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(pidfd, selectors.EVENT_READ)
+        return bool(selector.select(0))
+
+
+def wait_exited(pidfd: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the process behind `pidfd` to exit; whether it did."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(pidfd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
+def _wait_for_exit(pidfds: dict[int, int], deadline: float) -> None:
+    """Wait until each process has exited (its pidfd turns readable), or the deadline.
+
+    The caller keeps ownership of the pidfds."""
+    with selectors.DefaultSelector() as selector:
+        for fd in pidfds.values():
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(remaining):
+                selector.unregister(key.fileobj)
 
 
 @contextlib.contextmanager
@@ -232,6 +313,20 @@ def run_kubesim(workdir: Path, *extra_args: str) -> Iterator[Kubesim]:
 @pytest.fixture(scope="session")
 def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubesim]:
     with run_kubesim(tmp_path_factory.mktemp("kubesim")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kubesim_short_backoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubesim]:
+    """A cluster of its own whose crash-loop and image-pull back-off starts at 0.1 s, not 10 s.
+
+    For tests that watch a pod go through back-off (CrashLoopBackOff,
+    ImagePullBackOff) in well under a second; `kubesim` keeps the kubelet's
+    real timings. Started on first use, once per session (per xdist worker).
+    """
+    with run_kubesim(
+        tmp_path_factory.mktemp("kubesim-short-backoff"), "--backoff-base", "0.1"
+    ) as cluster:
         yield cluster
 
 

@@ -21,7 +21,7 @@ import copy
 import time
 from typing import Any
 
-from tests.kubesim import resources
+from tests.kubesim import admission, resources
 from tests.kubesim.deletion import delete_pod, owned_by, owner_reference
 from tests.kubesim.events import NORMAL, WARNING, EventRecorder
 from tests.kubesim.status import ApiError
@@ -206,7 +206,7 @@ class JobController:
             "spec": template["spec"],
         }
         try:
-            created = self._store.create(resources.PODS, pod)
+            created = admission.create(self._store, resources.PODS, pod)
         except ApiError as error:
             self._events.record(job, WARNING, "FailedCreate", f"Error creating: {error}")
             return

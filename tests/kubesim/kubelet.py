@@ -33,6 +33,7 @@ from tests.kubesim.events import EventRecorder
 from tests.kubesim.gc import GarbageCollector
 from tests.kubesim.images import ImageService
 from tests.kubesim.job import JobController
+from tests.kubesim.kubelet_protocol import PortForwardError
 from tests.kubesim.logs import ContainerLog
 from tests.kubesim.nodes import NodeSpec, NodeState, default_nodes
 from tests.kubesim.podlogs import select_log
@@ -49,10 +50,6 @@ __all__ = [
     "PortForwardError",
     "default_nodes",
 ]
-
-
-class PortForwardError(Exception):
-    """A port-forward failure; the message is what the error channel carries."""
 
 
 class Kubelet:

@@ -2,9 +2,7 @@
 
 `cluster` starts a Kubelet on a fresh Store with short back-offs and stops it
 (checking that nothing is left) at teardown; `wait_for` waits on a watch for
-an object to satisfy a condition (no polling, a deadline); `Relay` bridges
-local TCP listeners to a pod's ports through `open_port`, which is how the
-tests give jupyter_client a way in, as `kubectl port-forward` would. `sh`,
+an object to satisfy a condition (no polling, a deadline). `sh`,
 `running`, `wait_for_log`, `read_log` and `scheduling` are small shorthands the
 kubelet tests share.
 """
@@ -23,7 +21,7 @@ import pytest
 
 from tests.kubesim import resources
 from tests.kubesim.deletion import delete_pod
-from tests.kubesim.kubelet import Kubelet, KubeletConfig, PortForwardError
+from tests.kubesim.kubelet import Kubelet, KubeletConfig
 from tests.kubesim.resources import ResourceType
 from tests.kubesim.store import Obj, Store
 
@@ -139,67 +137,6 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
-class Relay:
-    """Local listeners on 127.0.0.1 that forward each connection to a pod port via open_port."""
-
-    def __init__(self, kubelet: Kubelet, namespace: str, pod: str) -> None:
-        self._kubelet = kubelet
-        self._namespace = namespace
-        self._pod = pod
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.errors: list[str] = []
-
-    async def listen(self, pod_port: int) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
-            try:
-                await self._pipe(reader, writer, pod_port)
-            finally:
-                self._tasks.discard(task)
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
-    ) -> None:
-        try:
-            pod_reader, pod_writer = await self._kubelet.open_port(self._namespace, self._pod, port)
-        except PortForwardError as error:
-            self.errors.append(str(error))
-            return
-
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            with contextlib.suppress(OSError):
-                dst.write_eof()
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(copy(reader, pod_writer))
-                group.create_task(copy(pod_reader, writer))
-        finally:
-            pod_writer.close()
-
-    async def close(self) -> None:
-        for server in self._servers:
-            server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
 
 
 def sh(script: str, **extra: object) -> dict[str, object]:

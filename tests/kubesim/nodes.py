@@ -25,7 +25,7 @@ from tests.kubesim.broadcast import Broadcast
 from tests.kubesim.quantity import parse_cpu, parse_memory
 from tests.kubesim.store import Obj, Store, now_rfc3339
 
-KUBELET_VERSION = "v1.30.4"
+KUBELET_VERSION = "v1.35.0"  # the API server's minor (discovery.VERSION_INFO): no skew
 GPU_RESOURCE = "nvidia.com/gpu"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 MAX_PODS = 110

@@ -5,7 +5,8 @@ The worker starts the sandbox (pause process, pod IP), sets up the volumes
 containers in order and then one `ContainerRunner` per container, writes the
 pod status after every change, enforces activeDeadlineSeconds
 (Failed/DeadlineExceeded), and on deletion sends SIGTERM (Killing events),
-waits the grace period, SIGKILLs what is left and removes the object, so
+waits the grace period (cut short when a shorter one arrives: a second
+DELETE, a force delete), SIGKILLs what is left and removes the object, so
 watchers see DELETED only once the processes are gone. Cancelling the
 worker kills everything at once; its `finally` leaves no process and no
 directory behind.
@@ -14,7 +15,6 @@ directory behind.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import shutil
 import signal
@@ -75,7 +75,8 @@ class PodWorker:
         self.sandbox: Sandbox | None = None
         self.sandbox_ready = False
         self.pod_ip: str | None = None
-        self.start_time: str | None = None
+        self.start_time: str | None = None  # status.startTime (to the second)
+        self._started: float | None = None  # the same moment, as precise as the clock
         self.stopping = False
         self.failure: tuple[str, str] | None = None  # (reason, message) for a Failed pod
         self.volume_paths: dict[str, Path] = {}
@@ -83,6 +84,7 @@ class PodWorker:
         self._remove = asyncio.Event()
         self._gone = False  # the object was removed from the store
         self._grace: float = services.config.default_grace_period
+        self._grace_timer: asyncio.Timeout | None = None  # while containers get their grace
         self._deadline_changed = Broadcast()
 
     # -- identity and helpers ------------------------------------------------
@@ -172,6 +174,13 @@ class PodWorker:
         self._stop.set()
         if remove:
             self._remove.set()
+        if self._grace_timer is not None:
+            # Containers are already being stopped: a shorter grace (a second
+            # DELETE, a force delete) ends their wait sooner, as the kubelet's does.
+            end = asyncio.get_running_loop().time() + grace
+            current = self._grace_timer.when()
+            if current is None or end < current:
+                self._grace_timer.reschedule(end)
 
     def _grace_period(self) -> float:
         value = self.pod["spec"].get("terminationGracePeriodSeconds")
@@ -196,6 +205,7 @@ class PodWorker:
             await self._cleanup()
 
     async def _start(self, group: asyncio.TaskGroup) -> None:
+        self._started = time.time()
         self.start_time = now_rfc3339()
         self.publish()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -258,11 +268,10 @@ class PodWorker:
         while True:
             changed = self._deadline_changed.listen()
             seconds = self.pod["spec"].get("activeDeadlineSeconds")
-            if seconds is None or self.start_time is None:
+            if seconds is None or self._started is None:
                 await changed.wait()
                 continue
-            started = calendar.timegm(time.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ"))
-            remaining = started + float(seconds) - time.time()
+            remaining = self._started + float(seconds) - time.time()
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
@@ -293,8 +302,12 @@ class PodWorker:
         if not tasks:
             return
         try:
-            async with asyncio.timeout(self._grace):
-                await asyncio.wait(tasks)
+            async with asyncio.timeout(self._grace) as timer:
+                self._grace_timer = timer
+                try:
+                    await asyncio.wait(tasks)
+                finally:
+                    self._grace_timer = None  # it cannot be rescheduled once left
         except TimeoutError:
             for task in tasks:
                 task.cancel()

@@ -110,6 +110,13 @@ _SCHEMAS: dict[str, Schema] = {
         1: ("metadata", _OBJECT_META),
         2: ("spec", {1: ("hard", ("map", "quantity"))}),
     },
+    "TokenRequest": {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "spec",
+            {1: ("audiences", ("repeated", "string")), 4: ("expirationSeconds", "int")},
+        ),
+    },
     "Role": _ROLE,
     "ClusterRole": _ROLE,
     "RoleBinding": _BINDING,

@@ -224,18 +224,7 @@ class Rest:
         ):
             meta.pop(server_owned, None)
         namespace = meta.get("namespace") if rtype.namespaced else None
-        if namespace is not None:
-            admission.check_namespace(self._store, rtype, namespace, meta.get("name") or "")
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = self._store.generate_name(rtype, namespace, meta["generateName"])
-        if rtype is resources.PODS:
-            admission.apply_limit_ranges(self._store, obj, namespace or "default")
-            defaults.pod_initial_status(obj)
-        validation.validate(rtype, obj)
-        if rtype is resources.PODS:
-            admission.check_limit_ranges(self._store, obj, namespace or "default")
-        if namespace is not None:
-            quota.admit(self._store, rtype, obj, namespace)
+        admission.admit_create(self._store, rtype, obj, namespace)
         if rtype is resources.RESOURCEQUOTAS:
             obj["status"] = quota.quota_status(self._store, obj)
         if call.dry_run:

@@ -23,7 +23,6 @@ from typing import Any
 
 from tests.kubesim import resources
 from tests.kubesim.events import NORMAL, WARNING, EventRecorder
-from tests.kubesim.nodes import MAX_PODS
 from tests.kubesim.quantity import parse_cpu, parse_memory
 from tests.kubesim.status import ApiError
 from tests.kubesim.store import Obj, Store, WatchEvent, now_rfc3339
@@ -131,9 +130,11 @@ def filter_node(pod: Obj, node: Obj, used: Mapping[str, int], pod_count: int) ->
             return [f"node(s) had untolerated taint {_taint_text(taint)}"]
     if not _affinity_matches(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
-    allocatable = node["status"].get("allocatable") or {}
+    # A Node written without status (as a client may create one) has nothing
+    # allocatable: the real scheduler finds "Too many pods" there, not a crash.
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
     reasons = []
-    if pod_count + 1 > int(allocatable.get("pods", MAX_PODS)):
+    if pod_count + 1 > int(allocatable.get("pods", 0)):
         reasons.append("Too many pods")
     for name, amount in sorted(pod_requests(pod).items()):
         if amount == 0:
@@ -322,7 +323,7 @@ class Scheduler:
 
 
 def _load(node: Obj, used: Mapping[str, int]) -> float:
-    allocatable = node["status"].get("allocatable") or {}
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
     cpu = used.get("cpu", 0) / max(parse_cpu(allocatable.get("cpu", "1")), 1)
     memory = used.get("memory", 0) / max(parse_memory(allocatable.get("memory", "1")), 1)
     return (cpu + memory) / 2

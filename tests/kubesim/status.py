@@ -140,8 +140,10 @@ def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
-def gone(requested: int, current: int) -> ApiError:
-    return ApiError(410, "Expired", f"too old resource version: {requested} ({current})")
+def gone(requested: int, compacted: int) -> ApiError:
+    """The watch cache's 410: `compacted` is the newest resourceVersion it can no longer replay
+    (its oldest event's, minus one)."""
+    return ApiError(410, "Expired", f"too old resource version: {requested} ({compacted})")
 
 
 def method_not_allowed(

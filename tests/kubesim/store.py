@@ -321,7 +321,7 @@ class Store:
         else:
             since = _parse_rv(resource_version)
             if since < self._compacted_through:
-                raise gone(since, self.resource_version)
+                raise gone(since, self._compacted_through)
             for change in self._history:
                 if change.resource_version > since:
                     watch._offer(change)

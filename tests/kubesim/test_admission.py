@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -200,3 +201,41 @@ def test_no_new_content_in_a_terminating_namespace(admin: client.ApiClient, kube
         core.create_namespaced_config_map("nowhere-at-all", {"metadata": {"name": "c"}})
     assert raised.value.status == 404
     assert status_of(raised.value)["message"] == 'namespaces "nowhere-at-all" not found'
+
+
+def test_a_jobs_pods_meet_the_quota_and_defaults_of_a_client_create(
+    admin: client.ApiClient, kube_namespace: str
+) -> None:
+    # The Job controller runs inside kubesim, but creates pods as a client of the API would.
+    core = client.CoreV1Api(admin)
+    quota(core, kube_namespace, "one-pod", {"pods": "1"})
+    template = {
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "30"]}],
+        }
+    }
+    client.BatchV1Api(admin).create_namespaced_job(
+        kube_namespace,
+        {
+            "metadata": {"name": "wide"},
+            "spec": {"parallelism": 3, "completions": 3, "template": template},
+        },
+    )
+    for event in watch.Watch().stream(
+        core.list_namespaced_event, kube_namespace, timeout_seconds=20
+    ):
+        if event["object"].reason == "FailedCreate":
+            refused = event["object"]
+            break
+    else:
+        pytest.fail("the Job controller never failed to create a pod")
+    assert refused.involved_object.name == "wide"
+    assert re.fullmatch(
+        r'Error creating: pods "wide-[a-z0-9]{5}" is forbidden: exceeded quota: one-pod, '
+        r"requested: pods=1, used: pods=1, limited: pods=1",
+        refused.message,
+    ), refused.message
+    (created,) = core.list_namespaced_pod(kube_namespace).items
+    assert created.spec.termination_grace_period_seconds == 30  # defaulted, as on any create
+    assert created.spec.containers[0].image_pull_policy == "IfNotPresent"

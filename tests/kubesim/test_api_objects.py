@@ -82,9 +82,16 @@ def test_not_found_and_already_exist_are_real_statuses(
     with pytest.raises(ApiException) as raised:
         core.create_namespaced_pod(kube_namespace, pod_body("twice"))
     assert raised.value.status == 409
-    body = status_of(raised.value)
-    assert body["reason"] == "AlreadyExists"
-    assert body["message"] == 'pods "twice" already exists'
+    assert status_of(raised.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "twice" already exists',
+        "reason": "AlreadyExists",
+        "details": {"name": "twice", "kind": "pods"},
+        "code": 409,
+    }
 
 
 def test_a_pod_without_containers_is_invalid(admin: client.ApiClient, kube_namespace: str) -> None:
@@ -94,19 +101,25 @@ def test_a_pod_without_containers_is_invalid(admin: client.ApiClient, kube_names
             kube_namespace, {"metadata": {"name": "empty"}, "spec": {"containers": []}}
         )
     assert raised.value.status == 422
-    body = status_of(raised.value)
-    assert body["reason"] == "Invalid"
-    assert body["message"] == 'Pod "empty" is invalid: spec.containers: Required value'
-    assert body["details"] == {
-        "name": "empty",
-        "kind": "Pod",
-        "causes": [
-            {
-                "reason": "FieldValueRequired",
-                "message": "Required value",
-                "field": "spec.containers",
-            }
-        ],
+    assert status_of(raised.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'Pod "empty" is invalid: spec.containers: Required value',
+        "reason": "Invalid",
+        "details": {
+            "name": "empty",
+            "kind": "Pod",
+            "causes": [
+                {
+                    "reason": "FieldValueRequired",
+                    "message": "Required value",
+                    "field": "spec.containers",
+                }
+            ],
+        },
+        "code": 422,
     }
 
 
@@ -152,6 +165,42 @@ def test_undecodable_quantity_and_base64_are_bad_requests(
     assert raised.value.status == 400
     assert status_of(raised.value)["message"] == (
         'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3'
+    )
+
+
+def test_quota_and_limit_range_quantities_are_stored_canonically(
+    admin: client.ApiClient, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_resource_quota(
+        kube_namespace,
+        {
+            "metadata": {"name": "q"},
+            "spec": {"hard": {"requests.cpu": "0.5", "requests.memory": "1024Mi", "pods": "1e1"}},
+        },
+    )
+    quota = core.read_namespaced_resource_quota("q", kube_namespace)
+    assert quota.spec.hard == {"requests.cpu": "500m", "requests.memory": "1Gi", "pods": "10"}
+    core.create_namespaced_limit_range(
+        kube_namespace,
+        {
+            "metadata": {"name": "l"},
+            "spec": {"limits": [{"type": "Container", "default": {"cpu": "1000m"}}]},
+        },
+    )
+    (item,) = core.read_namespaced_limit_range("l", kube_namespace).spec.limits
+    assert (item.default, item.default_request, item.max) == ({"cpu": "1"}, {"cpu": "1"}, None)
+    with pytest.raises(ApiException) as raised:
+        core.create_namespaced_limit_range(
+            kube_namespace,
+            {
+                "metadata": {"name": "bad"},
+                "spec": {"limits": [{"type": "Container", "max": {"cpu": "2 cores"}}]},
+            },
+        )
+    assert raised.value.status == 400
+    assert str(status_of(raised.value)["message"]).startswith(
+        'LimitRange in version "v1" cannot be handled as a LimitRange: quantities must match'
     )
 
 
@@ -392,3 +441,35 @@ def test_namespaces_terminate_then_go(admin: client.ApiClient, kubesim: Kubesim)
         status_of(raised.value)["message"]
         == 'namespaces "default" is forbidden: this namespace may not be deleted'
     )
+
+
+def test_a_node_created_with_a_partial_status_reads_back_whole(admin: client.ApiClient) -> None:
+    # What `kubectl create -f node.yaml` may send; the client itself refuses to.
+    name = "partial-node"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {
+            "nodeInfo": {"kubeletVersion": "v1.35.0"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    method, url, headers, payload, _ = admin.param_serialize(
+        "POST",
+        "/api/v1/nodes",
+        body=body,
+        header_params={"Content-Type": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    created = admin.call_api(method, url, header_params=headers, body=payload)
+    created.read()
+    assert created.status == 201
+    core = client.CoreV1Api(admin)
+    try:
+        node = next(n for n in core.list_node().items if n.metadata.name == name)
+        assert node.status.node_info.kubelet_version == "v1.35.0"
+        assert node.status.node_info.machine_id == ""
+        assert node.status.daemon_endpoints.kubelet_endpoint.port == 0
+    finally:
+        core.delete_node(name)

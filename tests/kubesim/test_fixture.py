@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,15 @@ import yaml
 from kubernetes import client
 
 from tests.kubesim.conftest import api_client
-from tests.kubesim.fixture import Kubesim, group_members, run_kubesim, socket_path
+from tests.kubesim.fixture import (
+    Kubesim,
+    descendants,
+    exited,
+    group_members,
+    run_kubesim,
+    socket_path,
+)
+from tests.kubesim.watching import wait_for_log
 
 pytestmark = pytest.mark.kubesim
 
@@ -20,8 +29,28 @@ def test_kubesim_stops_without_leaving_a_process(tmp_path: Path) -> None:
         assert sim.pid in group_members(sim.pid)  # its own process group
         assert sim.control.call("ping") == "pong"
         with api_client(sim.kubeconfig) as admin:
-            assert client.CoreV1Api(admin).read_namespace("kube-system").status.phase == "Active"
-    assert group_members(sim.pid) == []
+            core = client.CoreV1Api(admin)
+            assert core.read_namespace("kube-system").status.phase == "Active"
+            script = "sleep 300 & echo up; wait"
+            core.create_namespaced_pod(
+                "default",
+                {
+                    "metadata": {"name": "lingers"},
+                    "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                                             "command": ["sh", "-c", script]}]},
+                },
+            )  # fmt: skip
+            wait_for_log(core, "default", "lingers", "up")  # the background sleep exists
+        # Sandbox, shim, container, its sleep: sessions of their own, not kubesim's group.
+        pods = [pid for pid in descendants(sim.pid) if pid not in group_members(sim.pid)]
+        assert len(pods) >= 4
+        pidfds = [os.pidfd_open(pid) for pid in pods]
+    try:
+        assert group_members(sim.pid) == []
+        assert [pid for pid, fd in zip(pods, pidfds, strict=True) if not exited(fd)] == []
+    finally:
+        for fd in pidfds:
+            os.close(fd)
     assert not socket_path(tmp_path / "kubesim").exists()
 
 

@@ -1,19 +1,23 @@
-"""Real kubectl, oldest and newest on the machine, agrees that kubesim is a Kubernetes API."""
+"""Real kubectl, oldest and newest on the machine, agrees that kubesim is a Kubernetes API.
+
+Against the session cluster with its real kubelet: the kubelet's nodes,
+a pod created from a manifest that runs, logs, and a delete that waits for
+the kubelet's graceful stop.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.kubesim.conftest import InProcess, api_client
+from tests.kubesim.conftest import api_client
 from tests.kubesim.fixture import Kubesim
-from tests.kubesim.test_streams import running_pod
+from tests.kubesim.watching import wait_for_log
 
 pytestmark = pytest.mark.kubesim
 
@@ -63,68 +67,51 @@ def kubectl(kubectl_binary: Path, kubesim: Kubesim, tmp_path: Path) -> Kubectl:
     return Kubectl(kubectl_binary, kubesim.kubeconfig, tmp_path)
 
 
-@pytest.fixture
-def node(kubesim: Kubesim, kubectl_binary: Path) -> Iterator[str]:
-    name = f"kubectl-node-{kubectl_binary.name.replace('.', '-')}"
-    with api_client(kubesim.kubeconfig) as admin:
-        core = client.CoreV1Api(admin)
-        core.create_node(
-            {
-                "metadata": {"name": name, "labels": {"node-role.kubernetes.io/worker": ""}},
-                "status": {
-                    "conditions": [{"type": "Ready", "status": "True"}],
-                    "nodeInfo": {
-                        "architecture": "amd64",
-                        "bootID": "b",
-                        "containerRuntimeVersion": "kubesim://1",
-                        "kernelVersion": "6",
-                        "kubeProxyVersion": "",
-                        "kubeletVersion": "v1.35.0-kubesim",
-                        "machineID": "m",
-                        "operatingSystem": "linux",
-                        "osImage": "kubesim",
-                        "systemUUID": "u",
-                    },
-                },
-            }
-        )
-        try:
-            yield name
-        finally:
-            core.delete_node(name)
-
-
-def test_get_nodes(kubectl: Kubectl, node: str) -> None:
+def test_get_nodes(kubectl: Kubectl) -> None:
     output = kubectl("get", "nodes").stdout.splitlines()
     assert output[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    row = next(line.split() for line in output if line.startswith(node))
-    assert row[1:3] == ["Ready", "worker"]
-    assert row[4] == "v1.35.0-kubesim"
+    rows = {line.split()[0]: line.split() for line in output[1:]}
+    for node in ("kubesim-cpu", "kubesim-gpu"):  # the kubelet's
+        row = rows[node]
+        assert row[1:3] == ["Ready", "<none>"]
+        assert row[4] == "v1.35.0"
 
 
-def test_create_get_json_and_delete(kubectl: Kubectl, kube_namespace: str, tmp_path: Path) -> None:
+def test_create_get_json_logs_and_delete(
+    kubectl: Kubectl, kubesim: Kubesim, kube_namespace: str, tmp_path: Path
+) -> None:
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n"
-        "spec:\n  schedulerName: kubesim-api-tests\n"  # stays Pending whatever else runs
-        "  containers:\n  - name: app\n    image: python:3.11\n    command: [sleep, '60']\n"
+        "spec:\n  containers:\n  - name: app\n    image: python:3.11\n"
+        # pid 1 handles SIGTERM, so the graceful delete ends as soon as it is sent.
+        '    command: [sh, -c, \'echo hello; echo from web; trap "exit 0" TERM; '
+        "sleep 60 & wait']\n"
     )
-    created = kubectl("create", "-f", str(manifest), "-n", kube_namespace)
+    ns = ("-n", kube_namespace)
+    created = kubectl("create", "-f", str(manifest), *ns)
     assert created.stdout.strip() == "pod/web created"
-    listing = json.loads(kubectl("get", "pods", "-o", "json", "-n", kube_namespace).stdout)
+    with api_client(kubesim.kubeconfig) as admin:
+        wait_for_log(client.CoreV1Api(admin), kube_namespace, "web", "from web")
+    listing = json.loads(kubectl("get", "pods", "-o", "json", *ns).stdout)
     assert listing["kind"] == "List"
     (pod,) = listing["items"]
     assert (pod["kind"], pod["metadata"]["name"]) == ("Pod", "web")
     assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
-    table = kubectl("get", "pods", "-n", kube_namespace).stdout.splitlines()
+    assert pod["spec"]["nodeName"] == "kubesim-cpu"
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["containerStatuses"][0]["ready"] is True
+    table = kubectl("get", "pods", *ns).stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert table[1].split()[:4] == ["web", "0/1", "Pending", "0"]
-    again = kubectl("create", "-f", str(manifest), "-n", kube_namespace, check=False)
+    assert table[1].split()[:4] == ["web", "1/1", "Running", "0"]
+    assert kubectl("logs", "web", *ns).stdout == "hello\nfrom web\n"
+    assert kubectl("logs", "web", "--tail=1", *ns).stdout == "from web\n"
+    again = kubectl("create", "-f", str(manifest), *ns, check=False)
     assert again.returncode == 1
     assert 'pods "web" already exists' in again.stderr
-    deleted = kubectl("delete", "pod", "web", "-n", kube_namespace)
+    deleted = kubectl("delete", "pod", "web", *ns)  # waits until the kubelet has removed it
     assert deleted.stdout.strip() == 'pod "web" deleted'
-    missing = kubectl("get", "pod", "web", "-n", kube_namespace, check=False)
+    missing = kubectl("get", "pod", "web", *ns, check=False)
     assert missing.returncode == 1
     assert 'pods "web" not found' in missing.stderr
 
@@ -155,20 +142,6 @@ def test_auth_can_i(kubectl: Kubectl, kubesim: Kubesim, kube_namespace: str) -> 
         f'User "{user}" cannot list resource "secrets" in API group "" in the namespace "default"'
         in forbidden.stderr
     )
-
-
-def test_logs_through_the_api_server(
-    kubectl_binary: Path, sim: InProcess, sim_admin: client.ApiClient, tmp_path: Path
-) -> None:
-    core = client.CoreV1Api(sim_admin)
-    namespace = sim.handle.create_namespace("logs")
-    running_pod(core, namespace, "kernel")
-    kubectl = Kubectl(kubectl_binary, sim.handle.kubeconfig, tmp_path)
-    assert (
-        kubectl("logs", "kernel", "-n", namespace).stdout
-        == "main line 1\nmain line 2\nmain line 3\n"
-    )
-    assert kubectl("logs", "kernel", "-n", namespace, "--tail=1").stdout == "main line 3\n"
 
 
 def test_typed_create_commands(kubectl: Kubectl, kubesim: Kubesim, kube_namespace: str) -> None:

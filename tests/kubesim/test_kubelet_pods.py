@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 
 import pytest
 
@@ -419,10 +420,12 @@ async def test_missing_secret_waits_then_starts(cluster: Cluster) -> None:
 
 
 async def test_active_deadline(cluster: Cluster) -> None:
-    cluster.create_pod(
-        {"containers": [sh("sleep 60")], "activeDeadlineSeconds": 1}, name="deadline"
-    )
+    # pid 1 stops on SIGTERM: the test waits for the deadline, not for a grace period too.
+    stops = sh("trap 'exit 0' TERM; sleep 60 & wait")
+    created = time.monotonic()
+    cluster.create_pod({"containers": [stops], "activeDeadlineSeconds": 1}, name="deadline")
     pod = await wait_for(cluster.store, resources.PODS, "default", "deadline", phase_is("Failed"))
+    assert time.monotonic() - created >= 1.0  # a whole second, not to the next full second
     assert pod and (pod["status"]["reason"], pod["status"]["message"]) == (
         "DeadlineExceeded", "Pod was active on the node longer than the specified deadline",
     )  # fmt: skip

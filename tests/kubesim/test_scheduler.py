@@ -44,6 +44,11 @@ def test_filters_in_plugin_order() -> None:
     assert filter_node(pod(), cpu, {}, 110) == ["Too many pods"]
 
 
+def test_a_node_without_status_has_room_for_no_pod() -> None:
+    # As a client may create it (kubectl create -f node.yaml): nothing allocatable.
+    assert filter_node(pod(), {"metadata": {"name": "bare"}}, {}, 0) == ["Too many pods"]
+
+
 def test_failed_scheduling_message() -> None:
     assert failure_message(2, {"a": ["Insufficient memory"], "b": ["Insufficient memory"]}) == (
         "0/2 nodes are available: 2 Insufficient memory. preemption: 0/2 nodes are available: "

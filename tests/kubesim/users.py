@@ -1,8 +1,10 @@
 """Who is calling: bearer tokens mapped to a user name and groups, and their kubeconfigs.
 
-The real API server authenticates with many plugins; kubesim has one, static
-bearer tokens, which is what a test needs to act as different people. Every
-authenticated user is also in `system:authenticated`, as on a real server.
+The real API server authenticates with many plugins; kubesim has two:
+static bearer tokens here, which is what a test needs to act as different
+people, and service-account tokens from the TokenRequest API
+(`satokens.py`). Every authenticated user is also in
+`system:authenticated`, as on a real server.
 A missing or unknown token is a 401 `Unauthorized` Status (kubesim runs as
 with `--anonymous-auth=false`).
 

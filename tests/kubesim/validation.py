@@ -207,12 +207,18 @@ def check_decodable(rtype: ResourceType, obj: Mapping[str, Any]) -> None:
                     parse(value)
                 except QuantityError as exc:
                     raise _undecodable(rtype, str(exc)) from None
+    quantities: list[Any] = []
     if rtype is resources.RESOURCEQUOTAS:
-        for value in ((obj.get("spec") or {}).get("hard") or {}).values():
-            try:
-                parse(value)
-            except QuantityError as exc:
-                raise _undecodable(rtype, str(exc)) from None
+        quantities = list(((obj.get("spec") or {}).get("hard") or {}).values())
+    if rtype is resources.LIMITRANGES:
+        for item in (obj.get("spec") or {}).get("limits") or []:
+            for section in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                quantities.extend(((item or {}).get(section) or {}).values())
+    for value in quantities:
+        try:
+            parse(value)
+        except QuantityError as exc:
+            raise _undecodable(rtype, str(exc)) from None
     if rtype is resources.SECRETS:
         for value in (obj.get("data") or {}).values():
             problem = _go_base64_error(value if isinstance(value, str) else "")

@@ -6,8 +6,8 @@
   lifecycle facts, restart, shutdown, detach;
 - :mod:`.manifests` -- the Secret and Pod, their names, labels and annotations;
 - :mod:`.podfacts` -- what a pod's state means (pending, running, failed: why);
-- :mod:`.launchvars` -- Enterprise Gateway's ``KERNEL_*`` launch variables;
-- :mod:`.requirements` -- what a kernelspec's ``metadata.jkctl`` asks of its pod;
+- :mod:`.launchvars` -- Enterprise Gateway's ``KERNEL_*`` launch variables, laid
+  over the kernelspec's checked pod settings (:mod:`jkctl.kube.podconfig`);
 - :mod:`.lease` -- renewing the pods' leases;
 - :mod:`.settings` -- :class:`~.settings.KubeBackendSettings`.
 

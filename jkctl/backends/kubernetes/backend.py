@@ -51,7 +51,6 @@ from . import manifests
 from .kernel import KernelContext, KubeKernel
 from .launchvars import apply_launch, parse_launch_env
 from .lease import LeaseRenewer
-from .requirements import pod_requirements
 from .settings import KubeBackendSettings
 
 logger = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ class KubernetesBackend(Backend):
         self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str]
     ) -> KubeKernel:
         launch = parse_launch_env(env, namespace=self._namespace)
-        requirements = apply_launch(pod_requirements(spec), launch)
+        config = apply_launch(spec.pod, launch)
         identity = manifests.KernelIdentity(
             kernel_id=kernel_id,
             kernelspec=spec.name,
@@ -149,7 +148,7 @@ class KubernetesBackend(Backend):
             argv=spec.argv,
             spec_env=spec.env,
             launch_env=launch.env,
-            requirements=requirements,
+            config=config,
             lease_seconds=self._settings.lease_seconds,
             generation=0,
         )

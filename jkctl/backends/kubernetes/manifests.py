@@ -31,7 +31,6 @@ Pure functions: nothing here talks to the API.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import json
 import re
@@ -40,15 +39,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from jkctl.backends.base import CHANNELS
+from jkctl.errors import TemplateError
+from jkctl.kube.podconfig import PodConfig
 from jkctl.kube.podtemplate import (
     KernelPodValues,
-    default_template,
     kernel_command,
-    load_template,
-    render_pod,
+    kernel_pod_values,
+    render_kernel_pod,
 )
-
-from .requirements import PodRequirements
 
 #: The kernel's ports inside its pod (its own network namespace: no clashes).
 KERNEL_PORTS: Mapping[str, int] = {
@@ -59,7 +57,7 @@ KERNEL_PORTS: Mapping[str, int] = {
     "hb": 20005,
 }
 CONNECTION_FILE = "connection.json"
-CONNECTION_DIR = "/var/run/jkctl/connection"
+CONNECTION_DIR = KernelPodValues.connection_dir
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 COMPONENT = "app.kubernetes.io/component"
@@ -175,19 +173,17 @@ def pod_manifest(
     argv: tuple[str, ...],
     spec_env: Mapping[str, str],
     launch_env: Mapping[str, str],
-    requirements: PodRequirements,
+    config: PodConfig,
     lease_seconds: int,
     generation: int,
 ) -> dict[str, Any]:
-    """The kernel's Pod, rendered from its template and validated as a Pod."""
-    env = {
-        **_user_env(spec_env),
-        **_user_env(requirements.env),
-        **_user_env(launch_env),
-        "KERNEL_ID": identity.kernel_id,
-        # The wrapper checks the lease this often (well inside the lease).
-        "JKCTL_LEASE_CHECK_SECONDS": str(max(1, min(10, lease_seconds // 4))),
-    }
+    """The kernel's Pod, rendered from its kernelspec's template and validated as a Pod."""
+    if not config.image:
+        raise TemplateError(
+            f"The kernelspec '{identity.kernelspec}' names no image for its pod "
+            "(metadata.jkctl.image).",
+            hint="Give the kernelspec an image, or pass KERNEL_IMAGE in the launch request.",
+        )
     annotations = {
         LEASE_SECONDS: str(lease_seconds),
         LEASE_RENEWED: lease_token(),
@@ -196,33 +192,24 @@ def pod_manifest(
     }
     if identity.username:
         annotations[USERNAME] = identity.username
-    values = KernelPodValues(
+    values = kernel_pod_values(
+        config,
         pod_name=name,
         namespace=namespace,
         kernel_id=identity.kernel_id,
-        image=requirements.image,
-        image_pull_policy=requirements.image_pull_policy,
         command=kernel_command(argv, connection_file=f"{CONNECTION_DIR}/{CONNECTION_FILE}"),
         secret_name=name,
-        connection_dir=CONNECTION_DIR,
-        env=env,
-        resources=requirements.resources(),
-        node_selector=requirements.node_selector,
-        tolerations=requirements.tolerations,
         labels=labels(identity),
         annotations=annotations,
-        working_dir=requirements.working_dir,
-        extra=requirements.template_values,
+        spec_env=_user_env(spec_env),
+        launch_env={
+            **_user_env(launch_env),
+            "KERNEL_ID": identity.kernel_id,
+            # The wrapper checks the lease this often (well inside the lease).
+            "JKCTL_LEASE_CHECK_SECONDS": str(max(1, min(10, lease_seconds // 4))),
+        },
     )
-    if requirements.run_as_user is not None:
-        values = dataclasses.replace(values, run_as_user=requirements.run_as_user)
-    if requirements.run_as_group is not None:
-        values = dataclasses.replace(values, run_as_group=requirements.run_as_group)
-    if requirements.template is not None:
-        return render_pod(
-            load_template(requirements.template), values, source=str(requirements.template)
-        )
-    return render_pod(default_template(), values, source="jkctl's kernel-pod.yaml.j2")
+    return render_kernel_pod(config, values)
 
 
 def warm_up() -> None:
@@ -235,7 +222,7 @@ def warm_up() -> None:
         argv=("python", "-m", "ipykernel_launcher", "-f", "{connection_file}"),
         spec_env={},
         launch_env={},
-        requirements=PodRequirements(image="busybox"),
+        config=PodConfig(image="busybox"),
         lease_seconds=60,
         generation=0,
     )

@@ -232,6 +232,8 @@ class Kernel:
             if not now and self.state is not KernelState.STARTING:
                 await self._ask_to_stop(restart=False)
             self.state = KernelState.DEAD
+            # Nothing the kernel still sends may reach clients after "dead".
+            self.relay.close_sockets()
             self.relay.broadcast_status("dead")
             await self._close(terminate=True)
             logger.info("kernel %s: shut down", self.id)
@@ -349,6 +351,7 @@ class Kernel:
         logger.warning("kernel %s: died: %s", self.id, reason)
         self.state = KernelState.DEAD
         self.reason = reason
+        self.relay.close_sockets()
         self.relay.broadcast_status("dead")
         await self._close(terminate=True)
 

@@ -84,3 +84,46 @@ def test_bad_settings_say_where_they_came_from(
     with pytest.raises(ConfigError) as raised:
         resolve_settings(flags={}, env={**base_env(tmp_path), **env})
     assert where in raised.value.message
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+current-context: work
+contexts:
+  - name: work
+    context: {cluster: c, user: u, namespace: geo}
+  - name: other
+    context: {cluster: c, user: u}
+clusters:
+  - name: c
+    cluster: {server: "https://127.0.0.1:6443"}
+users:
+  - name: u
+    user: {token: t}
+"""
+
+
+def test_the_kubernetes_target_is_resolved_from_the_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    env = {**base_env(tmp_path), "KUBECONFIG": str(kubeconfig)}
+    settings = resolve_settings(flags={}, env=env)
+    assert settings.backend == "kubernetes"
+    assert (settings.context, settings.namespace) == ("work", "geo")
+    settings = resolve_settings(flags={"context": "other"}, env=env)
+    assert (settings.context, settings.namespace) == ("other", "default")
+    settings = resolve_settings(flags={"namespace": "mine"}, env=env)
+    assert (settings.context, settings.namespace) == ("work", "mine")
+    with pytest.raises(ConfigError, match='no context named "nope"'):
+        resolve_settings(flags={"context": "nope"}, env=env)
+
+
+def test_the_lease_is_configurable(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    assert resolve_settings(flags={}, env=env).lease_seconds == 7200
+    assert (
+        resolve_settings(flags={}, env={**env, "JKCTL_LEASE_SECONDS": "600"}).lease_seconds == 600
+    )
+    with pytest.raises(ConfigError, match="JKCTL_LEASE_SECONDS"):
+        resolve_settings(flags={}, env={**env, "JKCTL_LEASE_SECONDS": "1"})

@@ -192,7 +192,9 @@ async def test_leases_are_renewed_and_an_api_outage_kills_nothing(
         kernel = await manager.start_kernel(name="python3")
         pod = namespace.pod_of(kernel.id)
         assert pod.metadata.annotations["jkctl.io/lease-seconds"] == "8"
-        assert pod.metadata.owner_references is None
+        # The Secret is made the pod's (in the background), so that it goes with it.
+        secret = await secret_once(namespace, pod.metadata.name, owned)
+        assert [ref.uid for ref in secret.metadata.owner_references] == [pod.metadata.uid]
         tokens = await lease_tokens(namespace, pod.metadata.name, count=2)
         assert len(set(tokens)) == 2
 
@@ -238,6 +240,35 @@ async def lease_tokens(namespace: Namespace, pod: str, *, count: int) -> list[st
     tokens = await asyncio.to_thread(watch)
     assert len(tokens) == count, "the lease was not renewed"
     return tokens
+
+
+def owned(secret: Any) -> bool:
+    return bool(secret.metadata.owner_references)
+
+
+async def secret_once(namespace: Namespace, name: str, predicate: Any) -> Any:
+    """The Secret ``name`` once ``predicate`` holds for it (watching it)."""
+
+    def watch() -> Any:
+        with api_client(namespace.kubesim.kubeconfig) as api:
+            core = client.CoreV1Api(api)
+            current = core.read_namespaced_secret(name, namespace.name)
+            if predicate(current):
+                return current
+            stream = client_watch()
+            for event in stream.stream(
+                core.list_namespaced_secret,
+                namespace.name,
+                field_selector=f"metadata.name={name}",
+                resource_version=current.metadata.resource_version,
+                timeout_seconds=20,
+            ):
+                if predicate(event["object"]):
+                    stream.stop()
+                    return event["object"]
+        raise AssertionError(f"Secret {name} never satisfied {predicate.__name__}")
+
+    return await asyncio.to_thread(watch)
 
 
 def client_watch() -> Any:

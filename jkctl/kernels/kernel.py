@@ -16,9 +16,11 @@ relaunch it, and waits for a ``kernel_info_reply`` from a *new* kernel
 process: every Jupyter kernel signs its messages with a session id of its
 own, so a reply still carrying the old one comes from the process that is
 on its way out (a pod's kernel is relaunched in place, and a tunnel can
-reach the old process for a moment). An in-place restart that does not come
-back within ``restart_timeout``, or that dies, is retried once as a *hard*
-restart (the backend replaces the kernel by force).
+reach the old process for a moment). A ``kernel_info_request`` unanswered
+for half a second is sent again: one sent to that old process is lost with it.
+An in-place restart that does not come back within ``restart_timeout``, or
+that dies, is retried once as a *hard* restart (the backend replaces the
+kernel by force).
 
 Each kernel owns one task, its lifecycle watcher, started in :meth:`Kernel.start`
 and cancelled and awaited when the kernel is closed. Lifecycle operations
@@ -77,6 +79,8 @@ UNTRACKED_MESSAGE_TYPES = frozenset(
 _IOPUB_GRACE = 1.0
 #: How soon to ask again when the previous kernel process still answered.
 _OLD_KERNEL_RETRY = 0.05
+#: How long a kernel_info_request may go unanswered before it is sent again.
+_KERNEL_INFO_RETRY = 0.5
 
 
 class _RestartStalled(Exception):
@@ -305,7 +309,15 @@ class Kernel:
 
     async def _probe(self, not_session: str | None) -> None:
         while True:
-            reply = await self.relay.request("shell", "kernel_info_request")
+            try:
+                # A request can be lost: sent to a process that stops before it reads
+                # it (the old kernel of an in-place restart, reached through a tunnel
+                # for a moment). Unanswered for a while, it is asked again.
+                async with asyncio.timeout(_KERNEL_INFO_RETRY):
+                    reply = await self.relay.request("shell", "kernel_info_request")
+            except TimeoutError:
+                logger.debug("kernel %s: no kernel_info_reply yet; asking again", self.id)
+                continue
             session = reply.session()
             if not_session is not None and session == not_session:
                 # The previous process answered: it got the shutdown request and is

@@ -120,8 +120,12 @@ async def test_job_fails_after_backoff_limit(cluster: Cluster) -> None:
 
 
 async def test_a_pods_secret_goes_with_the_pod(cluster: Cluster) -> None:
+    # A pod that no node takes: it runs no process, so its deletion is immediate.
     pod = cluster.create_pod(
-        {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]},
+        {
+            "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}],
+            "nodeSelector": {"kubesim.test/no-such-node": "true"},
+        },
         name="owner",
     )
     reference = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": pod["metadata"]["uid"]}

@@ -48,10 +48,11 @@ from jkctl.backends.base import (
     Pending,
     Running,
 )
-from jkctl.errors import JkctlError, KernelError, KubeError, KubeNotFound
+from jkctl.errors import JkctlError, KernelError, KubeError, KubeNotFound, QuotaExceeded
 from jkctl.kube.client import KubeClient
 from jkctl.kube.podtemplate import KERNEL_CONTAINER
 from jkctl.kube.podwatch import PodState
+from jkctl.kube.quota import humane_quota_error
 from jkctl.kube.resources import PODS, SECRETS
 from jkctl.kube.tunnel import Tunnel
 
@@ -196,9 +197,12 @@ class KubeKernel(KernelHandle):
         await kube.create(SECRETS, secret, namespace=namespace)
         try:
             created = await kube.create(PODS, pod, namespace=namespace)
-        except BaseException:
+        except BaseException as refused:
             with contextlib.suppress(JkctlError):
                 await self._delete(SECRETS, secret["metadata"]["name"])
+            if isinstance(refused, QuotaExceeded):
+                # In the team's terms: "team geo has 60 of 64 CPUs in use; ...".
+                raise await humane_quota_error(kube, refused, namespace=namespace) from refused
             raise
         self._timeline = {"post": started, "created": time.monotonic()}
         logger.info(

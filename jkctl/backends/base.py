@@ -18,6 +18,13 @@ Events carry the *incarnation* they describe (0 at launch, +1 per restart), so
 the manager can ignore the death of a process it asked to restart no matter
 when that fact is read.
 
+For `jkctl kernels list` and `describe`, a handle also says where its kernel
+runs (:class:`Placement`: pod, node, resources; or a local process) and can
+give details (:class:`KernelDetails`: lease, recent events, last log lines)
+and its log. Backends answer :meth:`KernelHandle.placement` from what they
+already know (the pod watch's last state), so listing kernels costs no API
+call; details and logs may ask the cluster.
+
 What this module does not do: speak ZeroMQ, sign messages, track busy/idle or
 clients. Those belong to ``jkctl.kernels``.
 """
@@ -25,12 +32,17 @@ clients. Those belong to ``jkctl.kernels``.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from jkctl.errors import KernelNotFound
 from jkctl.kube.podconfig import PodConfig
+
+if TYPE_CHECKING:
+    from jkctl.kube.quota import TeamUsage
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
@@ -93,6 +105,69 @@ class Died:
 LifecycleEvent = Pending | Running | Died
 
 
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Where a kernel runs and what it was given, as its backend knows it.
+
+    Pod fields are None on the local backend, ``pid`` is None on Kubernetes.
+    ``condition`` is the backend's word on the kernel's home when it is not
+    simply running: "pending: pulling image ...", "ended: ..." (from the pod
+    as Kubernetes reports it; the kernel's own idle/busy is the manager's).
+    """
+
+    kernel_id: str
+    kernelspec: str
+    backend: str
+    namespace: str | None = None
+    pod: str | None = None
+    node: str | None = None
+    phase: str | None = None
+    condition: str = ""
+    #: When the kernel (its pod, or its process) was created, in epoch seconds.
+    created: float | None = None
+    image: str | None = None
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    pid: int | None = None
+    #: The last activity recorded beside the kernel (a pod annotation), epoch seconds.
+    last_activity: float | None = None
+    #: Whether the kernel's home has ended for good (a pod that failed or completed).
+    ended: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """A pod's lease: how long it outlives its last renewal, and when that was."""
+
+    seconds: int
+    #: The last renewal as the daemon wrote it (ISO 8601, the daemon's clock).
+    renewed: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelEvent:
+    """One event Kubernetes recorded about a kernel's pod."""
+
+    time: str | None
+    type: str
+    reason: str
+    message: str
+    count: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelDetails:
+    """What `jkctl kernels describe` shows beyond the listing."""
+
+    placement: Placement
+    lease: Lease | None = None
+    events: tuple[KernelEvent, ...] = ()
+    log: tuple[str, ...] = ()
+    #: What could not be read, and why (events or logs while the API is down).
+    notes: tuple[str, ...] = ()
+
+
 class KernelHandle(abc.ABC):
     """One kernel launched by a backend."""
 
@@ -101,6 +176,26 @@ class KernelHandle(abc.ABC):
     #: Whether :meth:`interrupt` can signal the kernel; if not, the manager interrupts
     #: with ``interrupt_request`` on the control channel even for signal-mode kernelspecs.
     can_signal: ClassVar[bool] = True
+    #: The kernel's last activity as found beside it when it was re-discovered (epoch
+    #: seconds), so a re-attached kernel is not taken for freshly used.
+    last_activity: float | None = None
+    #: Where the backend reads the kernel's last activity, to record it beside the
+    #: kernel (the manager binds it; None until then).
+    activity_source: Callable[[], float] | None = None
+
+    @abc.abstractmethod
+    def placement(self) -> Placement:
+        """Where the kernel runs, from what the backend knows already (no API call)."""
+
+    @abc.abstractmethod
+    async def details(self, *, log_lines: int) -> KernelDetails:
+        """Placement, lease, recent events and the last ``log_lines`` of output."""
+
+    @abc.abstractmethod
+    def log(
+        self, *, follow: bool, tail: int | None
+    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """The kernel's output, line by line; ``follow`` keeps it open until the kernel ends."""
 
     @property
     @abc.abstractmethod
@@ -175,7 +270,41 @@ class Backend(abc.ABC):
     async def discover(self) -> list[KernelHandle]:
         """Kernels this daemon left running earlier, re-attached."""
 
+    async def inventory(self, *, all_namespaces: bool) -> list[Placement]:
+        """Every kernel of this daemon's the backend can find, attached or not (pods
+        that ended, kernels in other namespaces). Backends with nothing to find
+        beyond their own table return []."""
+        del all_namespaces
+        return []
+
+    async def team_usage(self) -> TeamUsage | None:
+        """The quota of the team the kernels run in; None where there is none."""
+        return None
+
+    async def describe(self, placement: Placement, *, log_lines: int) -> KernelDetails:
+        """Details of a kernel :meth:`inventory` found but the daemon does not serve."""
+        del log_lines
+        raise _not_served(placement)
+
+    def log(
+        self, placement: Placement, *, follow: bool, tail: int | None
+    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """The output of a kernel :meth:`inventory` found but the daemon does not serve."""
+        del follow, tail
+        raise _not_served(placement)
+
+    async def remove(self, placement: Placement) -> None:
+        """Stop and remove a kernel :meth:`inventory` found but the daemon does not serve."""
+        raise _not_served(placement)
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release the backend's own resources. Kernels were already terminated
         or detached by the manager."""
+
+
+def _not_served(placement: Placement) -> KernelNotFound:
+    return KernelNotFound(
+        f"Kernel {placement.kernel_id} is not one this daemon serves.",
+        hint="`jkctl kernels list` shows the kernels it serves.",
+    )

@@ -10,6 +10,9 @@ Kernels are children of the daemon and stop with it: ``JPY_PARENT_PID`` makes
 ipykernel exit if the daemon is killed, and :meth:`LocalBackend.aclose`
 terminates the rest. There is nothing to re-discover after a restart.
 
+A kernel's output (stdout and stderr) is logged by the daemon and its last
+lines kept, for `jkctl kernels logs` and `describe`; `logs -f` follows it.
+
 Of ``metadata.jkctl`` only ``env`` applies here (images and resources are
 the Kubernetes backend's business). A launch request's ``KERNEL_WORKING_DIR``
 becomes the kernel's working directory when it exists on this machine.
@@ -26,16 +29,19 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 
 from jkctl.backends.base import (
     Backend,
     ConnectionInfo,
     Died,
+    KernelDetails,
     KernelHandle,
     LaunchSpec,
     LifecycleEvent,
+    Placement,
     Running,
 )
 from jkctl.errors import KernelStartError
@@ -46,6 +52,8 @@ logger = logging.getLogger(__name__)
 _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info)}
 _TERMINATE_GRACE = 3.0
 _OUTPUT_TAIL_LINES = 20
+#: Lines of a kernel's output kept for `jkctl kernels logs`.
+_LOG_LINES = 1000
 #: The lowest port handed to kernels (well above the ports services usually claim).
 _PORT_FLOOR = 20000
 
@@ -192,10 +200,32 @@ class LocalKernel(KernelHandle):
         self._supervisor: asyncio.Task[None] | None = None
         self._expect_exit = False
         self._closed = False
+        self._created = time.time()
+        self._output = OutputLog(_LOG_LINES)
 
     @property
     def connection(self) -> ConnectionInfo:
         return self._connection
+
+    def placement(self) -> Placement:
+        return Placement(
+            kernel_id=self.kernel_id,
+            kernelspec=self.kernelspec,
+            backend="local",
+            created=self._created,
+            pid=self.pid,
+        )
+
+    async def details(self, *, log_lines: int) -> KernelDetails:
+        return KernelDetails(placement=self.placement(), log=self._output.tail(log_lines))
+
+    @contextlib.asynccontextmanager
+    async def log(self, *, follow: bool, tail: int | None) -> AsyncIterator[AsyncIterator[str]]:
+        lines = self._output.read(follow=follow, tail=tail)
+        try:
+            yield lines
+        finally:
+            await lines.aclose()
 
     @property
     def incarnation(self) -> int:
@@ -249,9 +279,11 @@ class LocalKernel(KernelHandle):
                 line = raw.decode(errors="replace").rstrip()
                 if line:
                     tail.append(line)
+                    self._output.append(line)
                     logger.info("kernel %s output: %s", self.kernel_id, line)
         if pending.strip():
             tail.append(pending.decode(errors="replace").rstrip())
+            self._output.append(tail[-1])
         code = await process.wait()
         if self._expect_exit:
             return
@@ -282,6 +314,7 @@ class LocalKernel(KernelHandle):
             await self._stop_process()
         finally:
             self._connection_file.unlink(missing_ok=True)
+            self._output.close()
             self._events.put_nowait(None)
             self._on_gone()
 
@@ -306,6 +339,46 @@ class LocalKernel(KernelHandle):
             if supervisor is not None:
                 supervisor.cancel()
                 await asyncio.wait([supervisor])
+
+
+class OutputLog:
+    """The last lines of a kernel's output, and readers following new ones."""
+
+    def __init__(self, size: int) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=size)
+        self._count = 0  # lines ever appended: where a follower is
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
+        self._count += 1
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def tail(self, count: int) -> tuple[str, ...]:
+        return tuple(self._lines)[-count:] if count > 0 else ()
+
+    async def read(self, *, follow: bool, tail: int | None) -> AsyncGenerator[str, None]:
+        """The last ``tail`` lines (all kept, if None), then new ones while ``follow``."""
+        kept = list(self._lines)
+        for line in kept if tail is None else self.tail(tail):
+            yield line
+        seen = self._count
+        while follow and not self._closed:
+            changed = self._changed
+            await changed.wait()
+            fresh = self._count - seen
+            seen = self._count
+            for line in list(self._lines)[-fresh:] if fresh else ():
+                yield line
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
 
 def _ephemeral_range() -> tuple[int, int]:

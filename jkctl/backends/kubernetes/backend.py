@@ -35,19 +35,27 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-from jkctl.backends.base import Backend, KernelHandle, LaunchSpec
-from jkctl.errors import JkctlError, KubeNotFound, TunnelError
+from jkctl.backends.base import Backend, KernelDetails, KernelHandle, LaunchSpec, Placement
+from jkctl.errors import JkctlError, KubeForbidden, KubeNotFound, TunnelError
 from jkctl.kube.access import AccessCheck, require_access
 from jkctl.kube.client import KubeClient
 from jkctl.kube.login import KubeconfigLogin, kubeconfig_setting_login
-from jkctl.kube.podwatch import PodEvent, PodEventType, PodsSynced, PodState, follow_pods
+from jkctl.kube.podwatch import (
+    PodEvent,
+    PodEventType,
+    PodsSynced,
+    PodState,
+    follow_pods,
+    pod_state,
+)
+from jkctl.kube.quota import TeamUsage, team_usage
 from jkctl.kube.resources import PODS, SECRETS
 
-from . import manifests
+from . import inventory, manifests
 from .kernel import KernelContext, KubeKernel
 from .launchvars import apply_launch, parse_launch_env
 from .lease import LeaseRenewer
@@ -176,8 +184,56 @@ class KubernetesBackend(Backend):
                 found.append(kernel)
         if found:
             renewer = self._renewer()
-            await renewer.renew([(k.kernel_id, k.pod_name) for k in self._kernels.values()])
+            await renewer.renew([(k.kernel_id, k.pod_name, None) for k in self._kernels.values()])
         return found
+
+    async def inventory(self, *, all_namespaces: bool) -> list[Placement]:
+        """This daemon's kernel pods, asked of the API (in every namespace, with
+        ``all_namespaces``); without it, the pod watch's view of its own namespace."""
+        if not all_namespaces:
+            found = inventory.newest_generations(self._pods.values())
+        else:
+            found = await inventory.find_kernel_pods(
+                self.kube,
+                namespace=self._namespace,
+                all_namespaces=True,
+                daemon_id=self._settings.daemon_id,
+            )
+        return [inventory.placement_of(pod) for pod in found]
+
+    async def team_usage(self) -> TeamUsage | None:
+        """The namespace's quota usage; None when it has no quota or it may not be read."""
+        try:
+            usage = await team_usage(self.kube, namespace=self._namespace)
+        except KubeForbidden:
+            return None
+        return usage if usage.lines else None
+
+    async def describe(self, placement: Placement, *, log_lines: int) -> KernelDetails:
+        pod = await self._pod_of(placement)
+        return await inventory.pod_details(self.kube, pod, log_lines=log_lines)
+
+    @contextlib.asynccontextmanager
+    async def log(
+        self, placement: Placement, *, follow: bool, tail: int | None
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        pod = await self._pod_of(placement)
+        async with inventory.pod_log(self.kube, pod, follow=follow, tail=tail) as lines:
+            yield lines
+
+    async def remove(self, placement: Placement) -> None:
+        pod = await self._pod_of(placement)
+        logger.info("kernel %s (pod %s): removing it", placement.kernel_id, pod.name)
+        await inventory.delete_kernel_pod(self.kube, pod)
+
+    async def _pod_of(self, placement: Placement) -> PodState:
+        if placement.pod is None:
+            raise KubeNotFound(
+                f"Kernel {placement.kernel_id} has no pod.",
+                hint="`jkctl kernels list` shows the kernels and their pods.",
+            )
+        raw = await self.kube.get(PODS, placement.pod, namespace=placement.namespace)
+        return pod_state(raw)
 
     async def aclose(self) -> None:
         runner, self._runner = self._runner, None
@@ -267,7 +323,11 @@ class KubernetesBackend(Backend):
             namespace=self._namespace,
             interval=self._settings.renew_interval,
             lease_seconds=self._settings.lease_seconds,
-            pods=lambda: [(k.kernel_id, k.pod_name) for k in self._kernels.values() if k.renewable],
+            pods=lambda: [
+                (k.kernel_id, k.pod_name, k.activity_source() if k.activity_source else None)
+                for k in self._kernels.values()
+                if k.renewable
+            ],
         )
 
     # -- kernels ----------------------------------------------------------------------------
@@ -346,6 +406,7 @@ class KubernetesBackend(Backend):
         kernel = self._new_kernel(kernel_id, kernelspec, connection, generation=generation)
         kernel.pod_name = pod.name
         kernel.pod_state = pod
+        kernel.last_activity = inventory.parse_time(pod.annotations.get(manifests.LAST_ACTIVITY))
         await kernel.open_tunnel()  # resumes it at once if the pod runs
         kernel.observe(pod)
         if not (secret.get("metadata") or {}).get("ownerReferences"):

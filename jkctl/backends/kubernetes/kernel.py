@@ -20,6 +20,10 @@ tunnel's connections find the new process by themselves. A *hard* restart
 from its own manifest under the next generation's name, with the same
 connection file; the tunnel is retargeted.
 
+For `jkctl kernels`, :meth:`placement` reads the pod's last known state
+(no API call); :meth:`details` and :meth:`log` ask the API
+(:mod:`.inventory`).
+
 Signal-mode interrupts cannot be sent: a pod's processes are reachable only
 through pods/exec, which is more RBAC than jkctl asks for (and kubesim does
 not serve it). :attr:`can_signal` is False, so the manager interrupts with
@@ -35,6 +39,7 @@ import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +48,11 @@ from jkctl.backends.base import (
     CHANNELS,
     ConnectionInfo,
     Died,
+    KernelDetails,
     KernelHandle,
     LifecycleEvent,
     Pending,
+    Placement,
     Running,
 )
 from jkctl.errors import JkctlError, KernelError, KubeError, KubeNotFound, QuotaExceeded
@@ -56,7 +63,7 @@ from jkctl.kube.quota import humane_quota_error
 from jkctl.kube.resources import PODS, SECRETS
 from jkctl.kube.tunnel import Tunnel
 
-from . import manifests
+from . import inventory, manifests
 from .podfacts import Outlook, judge
 
 logger = logging.getLogger(__name__)
@@ -180,6 +187,37 @@ class KubeKernel(KernelHandle):
             logger.info(
                 "kernel %s (pod %s): detached, pod left running", self.kernel_id, self.pod_name
             )
+
+    # -- what `jkctl kernels` shows ----------------------------------------------------
+
+    def placement(self) -> Placement:
+        if self.pod_state is None:
+            return Placement(
+                kernel_id=self.kernel_id,
+                kernelspec=self.kernelspec,
+                backend="kubernetes",
+                namespace=self._context.namespace,
+                pod=self.pod_name,
+                condition="pending: waiting for Kubernetes",
+            )
+        return inventory.placement_of(self.pod_state)
+
+    async def details(self, *, log_lines: int) -> KernelDetails:
+        if self.pod_state is None:
+            return KernelDetails(placement=self.placement(), notes=("the pod was not seen yet",))
+        return await inventory.pod_details(self._context.kube, self.pod_state, log_lines=log_lines)
+
+    def log(
+        self, *, follow: bool, tail: int | None
+    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        pod = self.pod_state
+        if pod is None:
+            raise KernelError(
+                f"Kernel {self.kernel_id} has no log yet: its pod {self.pod_name} was not "
+                "seen running.",
+                hint="Wait for it to start, then ask again.",
+            )
+        return inventory.pod_log(self._context.kube, pod, follow=follow, tail=tail)
 
     # -- set-up, used by the backend ----------------------------------------------------
 

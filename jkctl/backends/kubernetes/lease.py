@@ -4,7 +4,10 @@ Every kernel pod carries ``jkctl.io/lease-seconds`` and
 ``jkctl.io/lease-renewed``; its wrapper ends the pod when the second has not
 changed for the first, on the pod's own clock. :class:`LeaseRenewer` patches
 ``jkctl.io/lease-renewed`` on each pod the daemon looks after, every
-``interval`` (a quarter of the lease, capped), all pods concurrently.
+``interval`` (a quarter of the lease, capped), all pods concurrently. The
+same patch records the kernel's last activity (``jkctl.io/last-activity``),
+so that it survives the daemon: idle culling and `jkctl kernels list` read it
+after a restart.
 
 A renewal that fails is logged and retried, sooner than the next period
 (after 1 s, doubling up to the period), and nothing else happens: during an
@@ -23,9 +26,12 @@ from jkctl.errors import JkctlError, KubeNotFound
 from jkctl.kube.client import KubeClient
 from jkctl.kube.resources import PODS
 
-from .manifests import LEASE_RENEWED, lease_token
+from .manifests import LAST_ACTIVITY, LEASE_RENEWED, lease_token, timestamp
 
 logger = logging.getLogger(__name__)
+
+#: (kernel id, pod name, the kernel's last activity in epoch seconds or None).
+Renewal = tuple[str, str, float | None]
 
 _RETRY_FIRST = 1.0
 #: Renewals in flight at once (a daemon with hundreds of kernels does not burst).
@@ -40,9 +46,10 @@ class LeaseRenewer:
         namespace: str,
         interval: float,
         lease_seconds: int,
-        pods: Callable[[], Iterable[tuple[str, str]]],
+        pods: Callable[[], Iterable[Renewal]],
     ) -> None:
-        """``pods()`` lists (kernel id, pod name) of the kernels to keep alive, when asked."""
+        """``pods()`` lists (kernel id, pod name, last activity or None) of the kernels to
+        keep alive, when asked."""
         self._kube = kube
         self._namespace = namespace
         self._interval = interval
@@ -69,16 +76,23 @@ class LeaseRenewer:
                 delay, retry = self._interval, _RETRY_FIRST
             await asyncio.sleep(delay)
 
-    async def renew(self, pods: list[tuple[str, str]]) -> int:
+    async def renew(self, pods: list[Renewal]) -> int:
         """One renewal of each pod; how many failed (a pod that is gone does not count)."""
         if not pods:
             return 0
         token = lease_token()
-        results = await asyncio.gather(*(self._renew_one(kid, pod, token) for kid, pod in pods))
+        results = await asyncio.gather(
+            *(self._renew_one(kid, pod, token, activity) for kid, pod, activity in pods)
+        )
         return results.count(False)
 
-    async def _renew_one(self, kernel_id: str, pod: str, token: str) -> bool:
-        patch = {"metadata": {"annotations": {LEASE_RENEWED: token}}}
+    async def _renew_one(
+        self, kernel_id: str, pod: str, token: str, activity: float | None
+    ) -> bool:
+        annotations = {LEASE_RENEWED: token}
+        if activity is not None:
+            annotations[LAST_ACTIVITY] = timestamp(activity)
+        patch = {"metadata": {"annotations": annotations}}
         async with self._limit:
             try:
                 await self._kube.patch(PODS, pod, patch, namespace=self._namespace)

@@ -23,7 +23,9 @@ finds its pods by it, and leaves other users' alone).
 Annotations: ``jkctl.io/lease-seconds`` and ``jkctl.io/lease-renewed`` (the
 lease the pod's wrapper enforces; renewed by the daemon), ``jkctl.io/kernelspec``
 (the exact name), ``jkctl.io/generation``, ``jkctl.io/username``
-(KERNEL_USERNAME, when given).
+(KERNEL_USERNAME, when given), ``jkctl.io/last-activity`` (the kernel's last
+activity as its daemon saw it, written with each lease renewal: a restarted
+daemon and `jkctl kernels list` without a daemon read it).
 
 Pure functions: nothing here talks to the API.
 """
@@ -69,6 +71,7 @@ LEASE_SECONDS = "jkctl.io/lease-seconds"
 LEASE_RENEWED = "jkctl.io/lease-renewed"
 GENERATION = "jkctl.io/generation"
 USERNAME = "jkctl.io/username"
+LAST_ACTIVITY = "jkctl.io/last-activity"
 
 _NOT_LABEL_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RESERVED_ENV = ("JKCTL_",)
@@ -104,6 +107,11 @@ def lease_token(now: datetime.datetime | None = None) -> str:
     """A renewal value: the daemon's time (only its changing matters to the pod)."""
     moment = now or datetime.datetime.now(datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def timestamp(seconds: float) -> str:
+    """Epoch seconds as an annotation value (RFC 3339, UTC, milliseconds)."""
+    return lease_token(datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC))
 
 
 def connection_file(*, key: str, kernelspec: str) -> dict[str, Any]:
@@ -184,9 +192,11 @@ def pod_manifest(
             "(metadata.jkctl.image).",
             hint="Give the kernelspec an image, or pass KERNEL_IMAGE in the launch request.",
         )
+    now = lease_token()
     annotations = {
         LEASE_SECONDS: str(lease_seconds),
-        LEASE_RENEWED: lease_token(),
+        LEASE_RENEWED: now,
+        LAST_ACTIVITY: now,
         KERNELSPEC: identity.kernelspec,
         GENERATION: str(generation),
     }

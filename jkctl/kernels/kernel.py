@@ -110,8 +110,12 @@ class Kernel:
         self.state = KernelState.STARTING
         #: Why the kernel is not ready (a backend's pending reason) or why it died.
         self.reason = ""
-        self.last_activity = time.time()
+        # A kernel found again after a daemon restart keeps the activity recorded beside it.
+        self.last_activity = handle.last_activity or time.time()
+        #: Since when (epoch seconds) the daemon's connection to the kernel is down; None: up.
+        self.link_down_since: float | None = None
         self._handle = handle
+        handle.activity_source = lambda: self.last_activity
         self._settings = settings
         self._on_gone = on_gone
         self.relay = Relay(
@@ -137,6 +141,11 @@ class Kernel:
     @property
     def connections(self) -> int:
         return self.relay.client_count
+
+    @property
+    def handle(self) -> KernelHandle:
+        """The backend's side of the kernel (where it runs, its details and log)."""
+        return self._handle
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import zmq
 
 from jkctl.backends.base import Backend, KernelHandle
 from jkctl.errors import JkctlError, KernelNotFound, UsageError
+from jkctl.kernels.ids import resolve_kernel_id
 from jkctl.kernels.kernel import Kernel
 from jkctl.kernels.settings import KernelSettings
 from jkctl.kernels.specs import KernelSpec, KernelSpecSource
@@ -58,6 +59,10 @@ class KernelManager:
                 hint="It may have been shut down or died; GET /api/kernels lists the running ones.",
             )
         return kernel
+
+    def find(self, prefix: str) -> Kernel:
+        """The kernel whose id starts with ``prefix`` (unique prefixes, as git takes them)."""
+        return self._kernels[resolve_kernel_id(prefix, self._kernels, where="in this daemon")]
 
     async def start_kernel(self, *, name: str | None = None, env: Any = None) -> Kernel:
         """Launch a kernel and return once it answers kernel_info."""

@@ -4,8 +4,9 @@
   model; a :class:`~jkctl.errors.JkctlError` keeps its status, message and
   hint; anything else is a 500 logged with its traceback), then the
   Host/token/Origin guard.
-- The cleanup context owns the kernel manager: built at startup around the
-  backend it is given, and closed at cleanup, which stops the kernels (or
+- The cleanup context owns the kernel manager and the culler's task: built
+  at startup around the backend it is given (re-attaching the kernels an
+  earlier daemon left), and closed at cleanup, which stops the kernels (or
   detaches them, on a backend whose kernels may outlive the daemon, unless
   ``jkctl disconnect --stop-kernels`` asked to stop them).
 - On shutdown every open websocket is closed first, so clients hear
@@ -17,6 +18,7 @@ What this module does not do: bind sockets or write state files
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -26,13 +28,23 @@ from aiohttp.typedefs import Handler
 
 from jkctl import paths
 from jkctl.backends.base import Backend
-from jkctl.daemon import api_kernels, api_sessions, websocket
-from jkctl.daemon.appkeys import CONTROL, MANAGER, SESSIONS, SETTINGS, WEBSOCKETS, DaemonControl
+from jkctl.daemon import api_jkctl, api_kernels, api_sessions, websocket
+from jkctl.daemon.appkeys import (
+    CONTROL,
+    INFO,
+    MANAGER,
+    SESSIONS,
+    SETTINGS,
+    WEBSOCKETS,
+    DaemonControl,
+    DaemonInfo,
+)
 from jkctl.daemon.auth import guard
 from jkctl.daemon.models import error_model
 from jkctl.daemon.sessions import SessionStore
 from jkctl.daemon.settings import DaemonSettings
 from jkctl.errors import JkctlError
+from jkctl.kernels.culler import Culler
 from jkctl.kernels.manager import KernelManager
 from jkctl.kernels.specs import KernelSpecSource
 
@@ -46,6 +58,7 @@ def make_app(
     token: str,
     port: int,
     control: DaemonControl,
+    info: DaemonInfo,
 ) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -56,7 +69,9 @@ def make_app(
     )
     app[SETTINGS] = settings
     app[CONTROL] = control
+    app[INFO] = info
     app[WEBSOCKETS] = weakref.WeakSet()
+    app.add_routes(api_jkctl.routes)
     app.add_routes(api_kernels.routes)
     app.add_routes(api_sessions.routes)
     app.add_routes(websocket.routes)
@@ -73,10 +88,19 @@ def make_app(
         )
         app[MANAGER] = manager
         app[SESSIONS] = SessionStore(manager)
+        culler: asyncio.Task[None] | None = None
         try:
             await manager.adopt()
+            culler = asyncio.create_task(
+                Culler(manager.list, settings.cull_settings()).run(), name="culler"
+            )
             yield
         finally:
+            if culler is not None:
+                culler.cancel()
+                await asyncio.wait([culler])
+                if not culler.cancelled() and culler.exception() is not None:
+                    logger.error("the culler failed", exc_info=culler.exception())
             await manager.aclose(stop_kernels=app[CONTROL].stop_kernels)
 
     app.cleanup_ctx.append(kernels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -28,7 +29,19 @@ class DaemonControl:
         self.stop_requested.set()
 
 
+@dataclass(frozen=True, kw_only=True)
+class DaemonInfo:
+    """What `jkctl status` says about the daemon itself."""
+
+    pid: int
+    url: str
+    #: Epoch seconds.
+    started: float
+    log_file: str
+
+
 SETTINGS = web.AppKey("settings", DaemonSettings)
+INFO = web.AppKey("info", DaemonInfo)
 CONTROL = web.AppKey("control", DaemonControl)
 MANAGER = web.AppKey("manager", KernelManager)
 SESSIONS = web.AppKey("sessions", SessionStore)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from jkctl.errors import DaemonError, DaemonNotRunning, ErrorPayload, JkctlError
@@ -28,17 +29,26 @@ class DaemonClient:
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, body if body is not None else {})
 
+    def lines(self, path: str, *, endless: bool = False) -> Iterator[str]:
+        """A streamed text answer, line by line as it arrives; ``endless`` waits for
+        the next line however long it takes (a followed log may be quiet for hours)."""
+        request = self._request("GET", path, None)
+        try:
+            with urllib.request.urlopen(
+                request, timeout=None if endless else self._timeout
+            ) as response:
+                for raw in response:
+                    yield raw.decode("utf-8", "replace").rstrip("\n")
+        except urllib.error.HTTPError as exc:
+            raise _error_from(exc) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise DaemonNotRunning(
+                f"The jkctl daemon at {self.url} does not answer: {exc}.",
+                hint="Run `jkctl connect` to start it.",
+            ) from exc
+
     def request(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={
-                "Authorization": f"token {self._token}",
-                "Content-Type": "application/json",
-            },
-        )
+        request = self._request(method, path, body)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 raw = response.read()
@@ -50,6 +60,18 @@ class DaemonClient:
                 hint="Run `jkctl connect` to start it.",
             ) from exc
         return json.loads(raw) if raw else None
+
+    def _request(self, method: str, path: str, body: Any) -> urllib.request.Request:
+        data = json.dumps(body).encode() if body is not None else None
+        return urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {self._token}",
+                "Content-Type": "application/json",
+            },
+        )
 
 
 def _error_from(exc: urllib.error.HTTPError) -> JkctlError:

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from jkctl import __version__
 from jkctl.backends.factory import create_backend
 from jkctl.backends.kubernetes.settings import KubeBackendSettings
 from jkctl.daemon.app import make_app
-from jkctl.daemon.appkeys import DaemonControl
+from jkctl.daemon.appkeys import DaemonControl, DaemonInfo
 from jkctl.daemon.settings import DaemonSettings
 from jkctl.daemon.state import (
     DaemonLock,
@@ -65,22 +66,32 @@ async def run_daemon(
             raise
         port = int(sock.getsockname()[1])
         control = DaemonControl()
-        app = make_app(settings=settings, backend=backend, token=token, port=port, control=control)
+        info = DaemonInfo(
+            pid=os.getpid(),
+            url=f"http://127.0.0.1:{port}",
+            started=time.time(),
+            log_file=str(files.log_file),
+        )
+        app = make_app(
+            settings=settings, backend=backend, token=token, port=port, control=control, info=info
+        )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         loop = asyncio.get_running_loop()
         try:
             await runner.setup()
             await web.SockSite(runner, sock).start()
             record = DaemonRecord(
-                url=f"http://127.0.0.1:{port}",
-                pid=os.getpid(),
+                url=info.url,
+                pid=info.pid,
                 port=port,
                 backend=settings.backend,
                 context=settings.context,
                 namespace=settings.namespace,
-                started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                started_at=datetime.datetime.fromtimestamp(info.started, datetime.UTC).isoformat(
+                    timespec="seconds"
+                ),
                 version=__version__,
-                log_file=str(files.log_file),
+                log_file=info.log_file,
             )
             write_record(files, record)
             for signum in (signal.SIGTERM, signal.SIGINT):

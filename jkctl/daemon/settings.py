@@ -17,7 +17,15 @@ allow_origins              JKCTL_ALLOW_ORIGINS      allow_origins (list)
 kernel_start_timeout       JKCTL_KERNEL_START_...   kernel_start_timeout (s)
 client_queue_limit         JKCTL_CLIENT_QUEUE_...   client_queue_limit (bytes)
 lease_seconds              JKCTL_LEASE_SECONDS      lease_seconds (s)
+cull_idle_timeout          JKCTL_CULL_IDLE_TIMEOUT  cull_idle_timeout (duration)
+cull_disconnected_timeout  JKCTL_CULL_DISCONNE...   cull_disconnected_timeout
+cull_interval              JKCTL_CULL_INTERVAL      cull_interval (duration)
 =========================  =======================  ============================
+
+Culling (:mod:`jkctl.kernels.culler`): an idle kernel with no client connected
+is shut down after ``cull_disconnected_timeout`` (default 2h, as long as a
+pod's lease); one with a client connected after ``cull_idle_timeout``
+(default 0: never). Durations are seconds or ``45s``, ``30m``, ``2h``, ``1d``.
 
 ``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``. For the
 Kubernetes backend, the context and namespace are resolved here from the
@@ -39,8 +47,9 @@ from typing import Any
 from jkctl import paths
 from jkctl.backends.factory import choose_backend
 from jkctl.backends.kubernetes.settings import DEFAULT_LEASE_SECONDS
+from jkctl.durations import parse_duration
 from jkctl.errors import ConfigError
-from jkctl.kernels.settings import KernelSettings
+from jkctl.kernels.settings import DEFAULT_CULL_DISCONNECTED, CullSettings, KernelSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,11 +70,24 @@ class DaemonSettings:
     max_message_bytes: int = 1024 * 1024 * 1024
     #: How long a kernel pod outlives its last lease renewal (a daemon gone for good).
     lease_seconds: int = DEFAULT_LEASE_SECONDS
+    #: Seconds idle before a kernel with clients connected is culled (0: never).
+    cull_idle_timeout: float = 0.0
+    #: Seconds idle before a kernel with no client connected is culled (0: never).
+    cull_disconnected_timeout: float = DEFAULT_CULL_DISCONNECTED
+    #: The longest the culler waits between two looks.
+    cull_interval: float = 60.0
 
     def kernel_settings(self) -> KernelSettings:
         return KernelSettings(
             start_timeout=self.kernel_start_timeout,
             client_queue_limit=self.client_queue_limit,
+        )
+
+    def cull_settings(self) -> CullSettings:
+        return CullSettings(
+            idle_timeout=self.cull_idle_timeout,
+            disconnected_timeout=self.cull_disconnected_timeout,
+            interval=self.cull_interval,
         )
 
     def to_json(self) -> str:
@@ -115,6 +137,13 @@ def _positive(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return parse
 
 
+def _interval(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
 def _lease(value: Any) -> int:
     seconds = int(value)
     if seconds < 2:
@@ -133,6 +162,9 @@ _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "kernel_start_timeout": ("JKCTL_KERNEL_START_TIMEOUT", _positive(float)),
     "client_queue_limit": ("JKCTL_CLIENT_QUEUE_LIMIT", _positive(int)),
     "lease_seconds": ("JKCTL_LEASE_SECONDS", _lease),
+    "cull_idle_timeout": ("JKCTL_CULL_IDLE_TIMEOUT", parse_duration),
+    "cull_disconnected_timeout": ("JKCTL_CULL_DISCONNECTED_TIMEOUT", parse_duration),
+    "cull_interval": ("JKCTL_CULL_INTERVAL", _interval),
 }
 
 

@@ -196,6 +196,15 @@ def load_or_create_daemon_id(files: StateFiles) -> str:
     return daemon_id
 
 
+def read_daemon_id(files: StateFiles) -> str | None:
+    """This state folder's daemon id, if a daemon ever made one (None: no kernels yet)."""
+    try:
+        found = files.daemon_id_file.read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return found if len(found) == 16 and all(c in "0123456789abcdef" for c in found) else None
+
+
 def read_token(files: StateFiles) -> str:
     try:
         return files.token_file.read_text(encoding="ascii").strip()

@@ -19,3 +19,25 @@ class KernelSettings:
     restart_timeout: float = 30.0
     #: How far (bytes) a websocket client may fall behind before its output is shed.
     client_queue_limit: int = 64 * 1024 * 1024
+
+
+#: Culling a kernel nobody is connected to after this long idle (seconds): two hours,
+#: the same as a pod's lease, so a kernel left behind goes whether or not its daemon runs.
+DEFAULT_CULL_DISCONNECTED = 2 * 60 * 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CullSettings:
+    """When the daemon shuts down idle kernels (0 turns a rule off)."""
+
+    #: Idle kernels with at least one client connected (a notebook open): off by default.
+    idle_timeout: float = 0.0
+    #: Idle kernels with no client connected.
+    disconnected_timeout: float = DEFAULT_CULL_DISCONNECTED
+    #: The longest the culler sleeps before it looks again (it wakes earlier when a
+    #: kernel is due).
+    interval: float = 60.0
+
+    def timeout_for(self, *, connections: int) -> float:
+        """The timeout that applies to a kernel with ``connections`` clients (0: none)."""
+        return self.idle_timeout if connections else self.disconnected_timeout

@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "images",
         "Kernel images on the nodes: pre-pull them with a DaemonSet (images prepull).",
     ),
+    "kernels": (
+        "jkctl.cli.kernels",
+        "kernels",
+        "List, inspect, follow and stop your kernels.",
+    ),
     "kernelspecs": (
         "jkctl.cli.kernelspecs",
         "kernelspecs",

@@ -5,7 +5,8 @@
 (``python -m jkctl.daemon``). In order: take the state folder's lock (one
 daemon per folder), build and open the backend (so a backend that cannot
 work -- no cluster, missing permissions -- fails before anything is
-announced), bind the port, start serving, write
+announced), bind the port (for "any port", the last daemon's port again if it
+is free, so configured clients find the restarted daemon), start serving, write
 ``daemon.json``, and call ``on_ready``. It stops on SIGTERM/SIGINT or on
 ``POST /jkctl/shutdown``, then closes websockets, stops or detaches kernels,
 and removes ``daemon.json``.
@@ -37,6 +38,8 @@ from jkctl.daemon.state import (
     StateFiles,
     load_or_create_daemon_id,
     load_or_create_token,
+    read_last_port,
+    write_last_port,
     write_record,
 )
 from jkctl.errors import DaemonError
@@ -60,11 +63,12 @@ async def run_daemon(
         )
         try:
             await backend.open()
-            sock = _bind(settings.port)
+            sock = _bind_port(settings.port, files)
         except BaseException:
             await backend.aclose()
             raise
         port = int(sock.getsockname()[1])
+        write_last_port(files, port)
         control = DaemonControl()
         info = DaemonInfo(
             pid=os.getpid(),
@@ -132,6 +136,17 @@ def _login_name() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"
+
+
+def _bind_port(port: int, files: StateFiles) -> socket.socket:
+    """The port asked for; for "any port", the last daemon's again if it is free, so that
+    clients configured with the daemon's URL find it after a restart."""
+    if port == 0 and (last := read_last_port(files)):
+        try:
+            return _bind(last)
+        except DaemonError:
+            logger.info("port %d of the last daemon is taken; listening on another", last)
+    return _bind(port)
 
 
 def _bind(port: int) -> socket.socket:

@@ -13,6 +13,10 @@ All under ``jkctl.paths.state_dir()`` (created 0700):
 - ``daemon-id`` — a random id, made once: the Kubernetes backend labels its
   pods with it, so a restarted daemon finds its own kernels (and no one
   else's).
+- ``port`` — the port the last daemon listened on. A daemon asked for any
+  free port takes this one again when it is free, so a JupyterLab (or a
+  Jupyter Server with ``--gateway-url``) keeps finding its gateway after
+  the daemon restarts, even after a ``kill -9``.
 - ``daemon.log`` — the detached daemon's log.
 - ``runtime/`` — kernels' connection files (0700).
 
@@ -53,6 +57,10 @@ class StateFiles:
     @property
     def daemon_id_file(self) -> Path:
         return self.dir / "daemon-id"
+
+    @property
+    def port_file(self) -> Path:
+        return self.dir / "port"
 
     @property
     def log_file(self) -> Path:
@@ -203,6 +211,19 @@ def read_daemon_id(files: StateFiles) -> str | None:
     except OSError:
         return None
     return found if len(found) == 16 and all(c in "0123456789abcdef" for c in found) else None
+
+
+def read_last_port(files: StateFiles) -> int:
+    """The port the last daemon of this state folder listened on; 0 if none is known."""
+    try:
+        port = int(files.port_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 0 < port < 65536 else 0
+
+
+def write_last_port(files: StateFiles, port: int) -> None:
+    _write_private(files.port_file, f"{port}\n")
 
 
 def read_token(files: StateFiles) -> str:

@@ -1,5 +1,9 @@
 """`jkctl connect`: start the daemon (or reuse the running one) and print how to use it.
 
+On Kubernetes it also says the team's quota (used / hard, from the
+namespace's ResourceQuotas) and warns when a kernel of the default
+kernelspec would not fit now.
+
 Status goes to stderr; stdout carries exactly one line, the command to run:
 ``jupyter lab --gateway-url=http://127.0.0.1:PORT --GatewayClient.auth_token=TOKEN``.
 
@@ -100,6 +104,8 @@ def connect(
             err=True,
         )
     _check_answers(record, token)
+    if record.backend == "kubernetes":
+        _say_quota(record, token)
     line = lab_command(record.url, token)
     click.echo(line)
     if lab:
@@ -252,6 +258,28 @@ def _check_answers(record: DaemonRecord, token: str) -> None:
             f"The jkctl daemon at {record.url} (pid {record.pid}) runs but does not answer.",
             hint=f"Stop it with `jkctl disconnect` (or `kill {record.pid}`), then connect again.",
         ) from exc
+
+
+def _say_quota(record: DaemonRecord, token: str) -> None:
+    """The team's quota, used / hard, and a warning if a default kernel would not fit now."""
+    from jkctl.daemon.client import DaemonClient
+
+    try:
+        quota = DaemonClient(url=record.url, token=token).get("/jkctl/v1/quota")
+    except JkctlError as error:
+        click.echo(f"jkctl: note: the team's quota could not be read: {error.message}", err=True)
+        return
+    team = quota.get("team")
+    if not team:
+        return
+    click.echo(f"jkctl: {team['summary']}.", err=True)
+    if quota.get("shortfalls"):
+        click.echo(
+            f"jkctl: warning: a new {quota['kernelspec']} kernel would not fit now: "
+            + "; ".join(quota["shortfalls"])
+            + ". Stop kernels you no longer need (`jkctl kernels list`), or start a smaller one.",
+            err=True,
+        )
 
 
 def _start_lab(url: str, token: str) -> None:

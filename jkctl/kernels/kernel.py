@@ -23,7 +23,8 @@ that dies, is retried once as a *hard* restart (the backend replaces the
 kernel by force).
 
 Each kernel owns one task, its lifecycle watcher, started in :meth:`Kernel.start`
-and cancelled and awaited when the kernel is closed. Lifecycle operations
+and cancelled and awaited when the kernel is closed; its link
+(:mod:`jkctl.kernels.link`) owns the recovery after a dropped connection. Lifecycle operations
 (restart, shutdown) are serialized by a lock.
 
 What this module does not do: pick kernel ids, validate launch requests or
@@ -43,6 +44,7 @@ import zmq
 
 from jkctl.backends.base import Died, KernelHandle, Pending, Running
 from jkctl.errors import KernelError, KernelStartError
+from jkctl.kernels.link import KernelLink
 from jkctl.kernels.relay import KernelMessage, Relay
 from jkctl.kernels.settings import KernelSettings
 from jkctl.kernels.specs import KernelSpec
@@ -112,10 +114,11 @@ class Kernel:
         self.reason = ""
         # A kernel found again after a daemon restart keeps the activity recorded beside it.
         self.last_activity = handle.last_activity or time.time()
-        #: Since when (epoch seconds) the daemon's connection to the kernel is down; None: up.
-        self.link_down_since: float | None = None
+        #: The parent header (raw) of the request the kernel is busy with, if it is.
+        self.busy_parent: bytes | None = None
         self._handle = handle
         handle.activity_source = lambda: self.last_activity
+        self.link = KernelLink(self)
         self._settings = settings
         self._on_gone = on_gone
         self.relay = Relay(
@@ -124,6 +127,7 @@ class Kernel:
             client_queue_limit=settings.client_queue_limit,
             on_iopub=self._track_iopub,
             on_client_message=self._track_client,
+            on_link=self.link.changed,
         )
         self._incarnation = handle.incarnation
         #: The session id of the kernel process that answered last.
@@ -141,6 +145,28 @@ class Kernel:
     @property
     def connections(self) -> int:
         return self.relay.client_count
+
+    @property
+    def link_down_since(self) -> float | None:
+        """Since when (epoch seconds) the connection to the kernel is down; None: it is up."""
+        return self.link.down_since
+
+    @property
+    def serving(self) -> bool:
+        """Whether the kernel is up and in use (idle or busy), not starting, restarting
+        or on its way out."""
+        return (
+            self.state in (KernelState.IDLE, KernelState.BUSY)
+            and not self._stopping
+            and not self._gone
+        )
+
+    def settled(self) -> None:
+        """The kernel answered a request sent after everything else: it is not busy with
+        any of those (its own ``idle`` may have been lost in a dropped connection)."""
+        if self.state is KernelState.BUSY:
+            self.state = KernelState.IDLE
+            self.busy_parent = None
 
     @property
     def handle(self) -> KernelHandle:
@@ -381,6 +407,7 @@ class Kernel:
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
             await asyncio.wait([watcher])
+        await self.link.aclose()
         self.relay.close()
         # Leave the table before the backend cleans up (deleting a pod takes a while):
         # a client told "dead" must not find the kernel still listed.
@@ -410,8 +437,10 @@ class Kernel:
         if tracked and self.state in (KernelState.IDLE, KernelState.BUSY):
             if execution_state == "busy":
                 self.state = KernelState.BUSY
+                self.busy_parent = message.parent
             elif execution_state == "idle":
                 self.state = KernelState.IDLE
+                self.busy_parent = None
 
     def _track_client(self, msg_type: str) -> None:
         if msg_type not in UNTRACKED_MESSAGE_TYPES:

@@ -55,6 +55,8 @@ class KernelRow(TypedDict):
     pid: int | None
     #: Whether the running daemon serves this kernel (False: found in the cluster only).
     attached: bool
+    #: How often the daemon's connection to the kernel dropped (only from a daemon).
+    drops: NotRequired[int]
 
 
 class EventModel(TypedDict):
@@ -115,6 +117,7 @@ def kernel_row(kernel: Kernel, placement: Placement) -> KernelRow:
     row["state"], row["reason"] = state, reason
     row["last_activity"] = timestamp(kernel.last_activity)
     row["connections"] = kernel.connections
+    row["drops"] = kernel.link.drops
     return row
 
 

@@ -16,6 +16,20 @@ kernel's key keeping the client's header, and sent.
 The daemon itself talks to the kernel through :meth:`Relay.request` (kernel
 info, interrupt, shutdown) over the same sockets.
 
+The link: the relay knows whether all its channels reach the kernel
+(``on_link(up)``, from ZeroMQ's monitor: a tunnel that dropped, a kernel
+that restarts). A request whose reply was lost while the link was down
+(the kernel answered into a dropped connection) is found with
+:meth:`Relay.find_lost_requests` and answered for the kernel by
+:meth:`Relay.answer_lost` with an error reply saying so, so that no client
+waits for ever; :meth:`Relay.notice` tells clients what a drop may have
+cost them. While a drop lasts, clients' shell requests are *held*
+(:meth:`Relay.hold`) until :meth:`Relay.confirm_iopub` has seen iopub flow
+again: a request sent as soon as the sockets reconnect would run before
+the iopub subscription reaches the kernel, and its output would be lost.
+Control and stdin are never held (an interrupt, or the ``input()`` a running
+cell waits for, must get through).
+
 What this module does not do: decide the kernel's lifecycle (see
 :mod:`jkctl.kernels.manager`) or touch websockets (the daemon does, with the
 frames from :meth:`Client.outbox`).
@@ -43,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: Parts smaller than this are copied out of ZeroMQ's frames; larger ones are viewed.
 _COPY_BELOW = 4096
+#: How long :meth:`Relay.confirm_iopub` waits for iopub before it probes again.
+_IOPUB_PROBE = 0.5
 
 
 class KernelMessage:
@@ -111,6 +127,8 @@ class Client:
 
 
 Pending = Client | asyncio.Future[KernelMessage]
+#: What the relay keeps of a client's request until its reply: channel, raw header.
+Asked = tuple[str, bytes]
 
 
 class Relay:
@@ -122,16 +140,25 @@ class Relay:
         client_queue_limit: int,
         on_iopub: Callable[[KernelMessage], None],
         on_client_message: Callable[[str], None],
+        on_link: Callable[[bool], None] | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self._context = context
         self._client_queue_limit = client_queue_limit
         self._on_iopub = on_iopub
         self._on_client_message = on_client_message
+        self._on_link = on_link
         self._session_or_none: Session | None = None
         self._sockets: KernelSockets | None = None
         self._clients: set[Client] = set()
         self._pending: dict[str, Pending] = {}
+        #: The clients' requests awaiting a reply: what a lost reply is rebuilt from.
+        self._asked: dict[str, Asked] = {}
+        #: Channels whose connection reaches the kernel now.
+        self._linked: set[str] = set()
+        self._link_up = False
+        #: Clients' shell messages kept back while the link recovers (None: not holding).
+        self._held: list[list[bytes] | list[wire.Buffer]] | None = None
         self._iopub_seen = asyncio.Event()
         self._closed = False
 
@@ -156,12 +183,15 @@ class Relay:
             username="jkctl",
         )
         self._iopub_seen.clear()
+        self._linked.clear()
+        self._link_up = False
         self._sockets = KernelSockets(
             context=self._context,
             connection=connection,
             identity=self._session.bsession,
             on_message=self._from_kernel,
             kernel_id=self.kernel_id,
+            on_link=self._channel_link if self._on_link is not None else None,
         )
         self._sockets.open()
 
@@ -179,6 +209,9 @@ class Relay:
             else:
                 waiter.pending.discard(msg_id)
         self._pending.clear()
+        self._asked.clear()
+        # Held messages were in flight, as those in ZeroMQ's queues: gone with the sockets.
+        self._held = None
 
     def close(self) -> None:
         """Disconnect, and let every client's writer finish what is queued and end."""
@@ -226,6 +259,7 @@ class Relay:
         client.outbox.close()
         for msg_id in client.pending:
             self._pending.pop(msg_id, None)
+            self._asked.pop(msg_id, None)
         client.pending.clear()
 
     def from_client(self, client: Client, data: bytes, *, binary: bool) -> None:
@@ -239,8 +273,12 @@ class Relay:
         # none, and remembering them would grow the table for the kernel's life.
         if message.channel != "stdin" and message.msg_type.endswith("_request"):
             self._pending[message.msg_id] = client
+            self._asked[message.msg_id] = (message.channel, bytes(message.parts[0]))
             client.pending.add(message.msg_id)
-        self._send(message.channel, message.parts)
+        if self._held is not None and message.channel == "shell":
+            self._held.append(message.parts)
+        else:
+            self._send(message.channel, message.parts)
         self._on_client_message(message.msg_type)
 
     def broadcast_status(self, execution_state: str) -> None:
@@ -281,6 +319,110 @@ class Relay:
             return await reply
         finally:
             self._pending.pop(msg_id, None)
+
+    # -- the link to the kernel -------------------------------------------------
+
+    @property
+    def link_up(self) -> bool:
+        """Whether every channel reaches the kernel now."""
+        return self._link_up
+
+    def _channel_link(self, channel: str, up: bool) -> None:
+        if up:
+            self._linked.add(channel)
+        else:
+            self._linked.discard(channel)
+        now_up = len(self._linked) == len(CLIENT_CHANNELS) + 1  # and iopub
+        if now_up != self._link_up:
+            self._link_up = now_up
+            if self._on_link is not None:
+                self._on_link(now_up)
+
+    def hold(self) -> None:
+        """Keep clients' shell messages back until :meth:`release` (the link dropped)."""
+        if self._held is None:
+            self._held = []
+        self._iopub_seen.clear()
+
+    def release(self) -> None:
+        """Send the held shell messages, in order, and stop holding."""
+        held, self._held = self._held, None
+        for parts in held or []:
+            self._send("shell", parts)
+
+    async def confirm_iopub(self) -> None:
+        """Until an iopub message arrives (since :meth:`hold`): the subscription reached
+        the kernel. A ``kernel_info_request`` on control makes the kernel publish its
+        status even while a cell runs; it is sent again every half second, for one sent
+        before the connection was whole may be lost."""
+        while not self._iopub_seen.is_set():
+            probe = asyncio.ensure_future(self.request("control", "kernel_info_request"))
+            try:
+                async with asyncio.timeout(_IOPUB_PROBE):
+                    await self._iopub_seen.wait()
+            except TimeoutError:
+                pass
+            finally:
+                probe.cancel()
+                await asyncio.wait([probe])
+            failed = None if probe.cancelled() else probe.exception()
+            if isinstance(failed, KernelError):
+                raise failed  # the sockets closed: the kernel is restarting or gone
+
+    def find_lost_requests(self, channel: str = "shell") -> list[str]:
+        """The clients' requests on ``channel`` still waiting for a reply, oldest first."""
+        return [msg_id for msg_id, (on, _) in self._asked.items() if on == channel]
+
+    def answer_lost(self, msg_ids: list[str], text: str) -> int:
+        """Answer requests whose replies were lost, for the kernel: to each one's client, an
+        error reply and the ``idle`` status a client waits for, with ``text`` on stderr.
+        Requests answered meanwhile are skipped. Returns how many were answered."""
+        answered = 0
+        for msg_id in msg_ids:
+            waiter = self._pending.get(msg_id)
+            asked = self._asked.pop(msg_id, None)
+            if not isinstance(waiter, Client) or asked is None:
+                continue
+            del self._pending[msg_id]
+            waiter.pending.discard(msg_id)
+            channel, header = asked
+            try:
+                msg_type = str(json.loads(header).get("msg_type", "execute_request"))
+            except ValueError:
+                msg_type = "execute_request"
+            reply_type = msg_type.removesuffix("_request") + "_reply"
+            for message in (
+                self._message("iopub", "stream", {"name": "stderr", "text": text}, header),
+                self._message("iopub", "status", {"execution_state": "idle"}, header),
+                self._message(
+                    channel,
+                    reply_type,
+                    {
+                        "status": "error",
+                        "ename": "ConnectionLost",
+                        "evalue": text.strip(),
+                        "traceback": [text.strip()],
+                    },
+                    header,
+                ),
+            ):
+                waiter.deliver(message)
+            answered += 1
+        return answered
+
+    def notice(self, text: str, *, parent: bytes = b"{}") -> None:
+        """A stderr stream message from jkctl to every client, addressed to ``parent``."""
+        if self._clients:
+            self._fan_out(
+                self._message("iopub", "stream", {"name": "stderr", "text": text}, parent)
+            )
+
+    def _message(
+        self, channel: str, msg_type: str, content: dict[str, Any], parent: bytes
+    ) -> KernelMessage:
+        msg = self._session.msg(msg_type, content)
+        parts = [self._session.pack(msg["header"]), parent, b"{}", self._session.pack(content)]
+        return KernelMessage(channel, parts, msg_id=msg["header"]["msg_id"], msg_type=msg_type)
 
     # -- internals ------------------------------------------------------------
 
@@ -351,6 +493,7 @@ class Relay:
         elif isinstance(waiter, Client):
             if channel != "stdin":
                 waiter.pending.discard(parent_id)
+                self._asked.pop(parent_id, None)
             waiter.deliver(message)
         elif not waiter.done():
             waiter.set_result(message)

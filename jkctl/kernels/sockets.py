@@ -24,6 +24,13 @@ Settings that matter:
 Frames are received without copying (``copy=False``): the relay copies the
 small JSON parts it parses and passes large content and buffers on as views.
 
+Each socket is also *monitored* (``on_link``): a ZMTP handshake completed
+means the channel reaches the kernel, a disconnect that it does not (the
+process restarting, a tunnel dropped). ZeroMQ reconnects by itself; the
+relay uses these facts to tell clients what a drop may have cost them and
+to recover replies it may have lost. Monitor events cost nothing per
+message.
+
 What this module does not do: parse, sign or route messages.
 """
 
@@ -34,6 +41,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from jkctl.backends.base import ConnectionInfo
 from jkctl.errors import KernelError
@@ -47,6 +55,9 @@ _RECONNECT_MS = 10
 _RECONNECT_MAX_MS = 1000
 
 MessageCallback = Callable[[str, list[zmq.Frame]], None]
+#: ``(channel, up)``: the channel's connection to the kernel was made (True) or lost.
+LinkCallback = Callable[[str, bool], None]
+_LINK_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 
 class KernelSockets:
@@ -58,13 +69,16 @@ class KernelSockets:
         identity: bytes,
         on_message: MessageCallback,
         kernel_id: str,
+        on_link: LinkCallback | None = None,
     ) -> None:
         self._context = context
         self._connection = connection
         self._identity = identity
         self._on_message = on_message
+        self._on_link = on_link
         self._kernel_id = kernel_id
         self._sockets: dict[str, zmq.Socket[bytes]] = {}
+        self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -79,21 +93,29 @@ class KernelSockets:
                     sock = self._context.socket(zmq.DEALER)
                     sock.setsockopt(zmq.ROUTING_ID, self._identity)
                     sock.setsockopt(zmq.SNDHWM, 0)
+                self._sockets[channel] = sock
                 sock.setsockopt(zmq.RCVHWM, 0)
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_MS)
                 sock.setsockopt(zmq.RECONNECT_IVL_MAX, _RECONNECT_MAX_MS)
-                sock.connect(self._connection.endpoint(channel))
-                self._sockets[channel] = sock
+                if self._on_link is not None:
+                    monitor = sock.get_monitor_socket(_LINK_EVENTS)
+                    self._monitors[channel] = monitor
+                    self._loop.add_reader(monitor.fileno(), self._drain_monitor, channel)
                 self._loop.add_reader(sock.fileno(), self._drain, channel)
+                sock.connect(self._connection.endpoint(channel))
         except zmq.ZMQError as exc:
             self.close()
             raise KernelError(
                 f"Cannot connect to kernel {self._kernel_id}: {exc}.",
                 hint="The backend gave an endpoint ZeroMQ cannot use; see the daemon log.",
             ) from exc
+        # A ZeroMQ socket's fd only signals edges, and an edge can come before the
+        # reader is added (the monitor's first events do): read once to catch up.
         for channel in READ_CHANNELS:
             self._loop.call_soon(self._drain, channel)
+            if channel in self._monitors:
+                self._loop.call_soon(self._drain_monitor, channel)
 
     def send(self, channel: str, frames: Sequence[bytes | memoryview]) -> None:
         """Queue a message for the kernel; never blocks (send high-water mark 0)."""
@@ -136,12 +158,42 @@ class KernelSockets:
         assert self._loop is not None
         self._loop.call_soon(self._drain, channel)
 
+    def _drain_monitor(self, channel: str) -> None:
+        monitor = self._monitors.get(channel)
+        if monitor is None or self._closed or self._on_link is None:
+            return
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                logger.exception(
+                    "kernel %s: reading the %s monitor failed", self._kernel_id, channel
+                )
+                return
+            event = parse_monitor_message(frames)["event"]
+            if event in (zmq.EVENT_HANDSHAKE_SUCCEEDED, zmq.EVENT_DISCONNECTED):
+                try:
+                    self._on_link(channel, event == zmq.EVENT_HANDSHAKE_SUCCEEDED)
+                except Exception:
+                    logger.exception(
+                        "kernel %s: handling a %s link event failed", self._kernel_id, channel
+                    )
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for sock in self._sockets.values():
+        for channel, sock in self._sockets.items():
             if self._loop is not None:
-                self._loop.remove_reader(sock.fileno())
+                self._loop.remove_reader(sock.fileno())  # harmless if never added
+            if channel in self._monitors:
+                sock.disable_monitor()
             sock.close(linger=0)
+        for monitor in self._monitors.values():
+            if self._loop is not None:
+                self._loop.remove_reader(monitor.fileno())
+            monitor.close(linger=0)
         self._sockets.clear()
+        self._monitors.clear()

@@ -12,7 +12,12 @@ story: ZeroMQ reconnects by itself, and the next connection gets a fresh
 websocket. So that a failing API server does not turn ZeroMQ's quick
 reconnects into a tight loop, consecutive failures push the next attempt
 back (exponential, capped, jittered) before it dials; the local connection
-simply waits, well inside ZeroMQ's handshake interval.
+simply waits, well inside ZeroMQ's handshake interval. After a failure only
+one connection at a time dials (as when probing, below), and only failures
+of connections that dialed after the last one count towards the back-off:
+a kernel's four connections failing together in one outage are one failure,
+not four, so the tunnel is back soon after the API server is (a gentle
+factor, 1.5, keeps the overshoot small: what a drop costs is output lost).
 
 A pod that *refuses* a port is different: the API server and kubelet
 answered, and the process behind the port is starting (a kernel booting or
@@ -68,6 +73,7 @@ class TunnelSettings:
     read_size: int = 256 * 1024
     #: Delay before dialing after the first failure, doubling per failure up to max.
     backoff_initial: float = 0.25
+    backoff_factor: float = 1.5
     backoff_max: float = 8.0
     #: After the pod refused a port: the delay before the next probe, growing to max.
     refused_initial: float = 0.02
@@ -142,6 +148,8 @@ class Tunnel:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[asyncio.Task[None]] = set()
         self._retry_at = 0.0
+        #: When the last failure was recorded (loop time): older dials do not add to it.
+        self._failed_at = float("-inf")
         self._created_directory = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -271,13 +279,14 @@ class Tunnel:
             early, probe = turn
             if probe is not None:
                 stack.callback(probe.release)
+            dialed_at = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(self._settings.open_timeout):
                     forward = await stack.enter_async_context(
                         PortForward(self._kube, self.pod, [port], namespace=self.namespace)
                     )
             except (JkctlError, TimeoutError) as exc:
-                self._failed(port, exc)
+                self._failed(port, exc, dialed_at)
                 return
             self._counters.opened += 1
             self._activity(+1)
@@ -285,13 +294,15 @@ class Tunnel:
             try:
                 received = await self._pump(forward.stream(port), reader, writer, early, probe)
             except JkctlError as exc:
-                self._failed(port, exc)
+                self._failed(port, exc, dialed_at)
                 return
             if received is False:
                 # The pod side hung up before saying anything (a ZeroMQ peer
                 # greets first): a failure, so that an API server that accepts
                 # and drops does not get a tight loop of reconnects.
-                self._failed(port, TunnelError("the port-forward closed before any data came"))
+                self._failed(
+                    port, TunnelError("the port-forward closed before any data came"), dialed_at
+                )
 
     async def _pump(
         self,
@@ -435,14 +446,22 @@ class Tunnel:
 
     # -- back-off ----------------------------------------------------------------------
 
-    def _failed(self, port: int, exc: BaseException) -> None:
+    def _failed(self, port: int, exc: BaseException, dialed_at: float) -> None:
         counters = self._counters
         counters.failed += 1
+        loop = asyncio.get_running_loop()
+        refused = isinstance(exc, PortNotListening)
+        if not refused and dialed_at < self._failed_at:
+            # It dialed before the last failure was known (a burst of reconnects):
+            # the same failure, already counted and waited for.
+            self._changed()
+            return
+        self._failed_at = loop.time()
         counters.failure_streak += 1
         self._changed()
         settings = self._settings
         message = exc.message if isinstance(exc, JkctlError) else str(exc) or type(exc).__name__
-        if isinstance(exc, PortNotListening):
+        if refused:
             # The process behind the port is starting: probe again soon, one at a time.
             counters.refused += 1
             self._refused_streak += 1
@@ -450,7 +469,7 @@ class Tunnel:
             delay = min(
                 settings.refused_max, settings.refused_initial * 1.5 ** (self._refused_streak - 1)
             )
-            self._retry_at = asyncio.get_running_loop().time() + delay
+            self._retry_at = loop.time() + delay
             logger.debug(
                 "port %d of pod %s is not listening yet (%d in a row); probing again in %.0f ms",
                 port,
@@ -460,9 +479,10 @@ class Tunnel:
             )
             return
         streak = counters.failure_streak
-        delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (streak - 1))
-        delay *= random.uniform(0.8, 1.2)
-        self._retry_at = asyncio.get_running_loop().time() + delay
+        delay = settings.backoff_initial * settings.backoff_factor ** (streak - 1)
+        delay = min(settings.backoff_max, delay) * random.uniform(0.8, 1.2)
+        self._retry_at = loop.time() + delay
+        self._probing = True  # one connection at a time dials until one works
         logger.warning(
             "tunnel to port %d of pod %s failed (%d in a row, next try in %.1f s): %s",
             port,

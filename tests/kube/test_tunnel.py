@@ -136,6 +136,38 @@ async def test_failures_back_off_instead_of_looping(
         assert tunnel.stats.failed == 2
 
 
+async def test_connections_failing_together_are_one_failure_then_one_dials_at_a_time(
+    api: FakeApi, kube: KubeClient, echo: EchoServer, tmp_path: Path
+) -> None:
+    async def slowly_forbidden(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.1)  # so that every connection dials before any has failed
+        return status_response(403, "Forbidden", "")
+
+    api.on("GET", "/api/v1/namespaces/geo/pods/k-1/portforward", slowly_forbidden)
+
+    async def fails(path: Path) -> None:
+        reader, writer = await asyncio.open_unix_connection(path)
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
+
+    async with Tunnel(
+        kube, pod="k-1", ports=[5555], directory=tmp_path / "t", settings=FAST_BACKOFF
+    ) as tunnel:
+        path = tunnel.path(5555)
+        # A kernel's connections reconnecting at once into an outage: one failure.
+        await asyncio.gather(*(fails(path) for _ in range(4)))
+        assert (tunnel.stats.failed, tunnel.stats.failure_streak) == (4, 1)
+        # Then they take turns: each attempt is one dial, and counts.
+        await asyncio.gather(fails(path), fails(path))
+        assert len(api.requests) == 6
+        assert (tunnel.stats.failed, tunnel.stats.failure_streak) == (6, 3)
+
+        del api.handlers[("GET", "/api/v1/namespaces/geo/pods/k-1/portforward")]
+        assert await round_trip(path, b"works again") == b"works again"
+        assert tunnel.stats.failure_streak == 0
+
+
 async def test_nothing_listening_in_the_pod_counts_as_a_failure(
     api: FakeApi, kube: KubeClient, tmp_path: Path
 ) -> None:

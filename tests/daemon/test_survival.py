@@ -258,8 +258,12 @@ async def test_an_api_outage_loses_no_kernel(
     status, body = survivor.daemon.request("POST", "/api/kernels", {"name": "python3"})
     assert status == 503, body
     assert body["reference"] == "kube-unavailable"
+    assert body["message"].startswith("A new kernel cannot start now: "), body
     assert "the Kubernetes API server" in body["message"]
-    assert body["hint"]
+    assert body["message"].endswith(".")
+    assert body["hint"].endswith(
+        "Running kernels keep running; try again once the cluster answers."
+    )
     # While it lasts, the kernel is reached through the tunnel opened before it, or
     # waits for it: either way the cell runs.
     result = await notebook.execute("print(x)")

@@ -55,7 +55,14 @@ from jkctl.backends.base import (
     Placement,
     Running,
 )
-from jkctl.errors import JkctlError, KernelError, KubeError, KubeNotFound, QuotaExceeded
+from jkctl.errors import (
+    JkctlError,
+    KernelError,
+    KubeError,
+    KubeNotFound,
+    KubeUnavailable,
+    QuotaExceeded,
+)
 from jkctl.kube.client import KubeClient
 from jkctl.kube.podtemplate import KERNEL_CONTAINER
 from jkctl.kube.podwatch import PodState
@@ -232,7 +239,10 @@ class KubeKernel(KernelHandle):
         Secret. A Secret whose Pod could not be created is deleted again."""
         kube, namespace = self._context.kube, self._context.namespace
         started = time.monotonic()
-        await kube.create(SECRETS, secret, namespace=namespace)
+        try:
+            await kube.create(SECRETS, secret, namespace=namespace)
+        except KubeUnavailable as down:
+            raise _cannot_start_now(down) from down
         try:
             created = await kube.create(PODS, pod, namespace=namespace)
         except BaseException as refused:
@@ -241,6 +251,8 @@ class KubeKernel(KernelHandle):
             if isinstance(refused, QuotaExceeded):
                 # In the team's terms: "team geo has 60 of 64 CPUs in use; ...".
                 raise await humane_quota_error(kube, refused, namespace=namespace) from refused
+            if isinstance(refused, KubeUnavailable):
+                raise _cannot_start_now(refused) from refused
             raise
         self._timeline = {"post": started, "created": time.monotonic()}
         logger.info(
@@ -472,6 +484,18 @@ class KubeKernel(KernelHandle):
             self.pod_name,
             ", ".join(steps),
         )
+
+
+def _cannot_start_now(down: KubeUnavailable) -> KubeUnavailable:
+    """The API server did not answer a kernel start (an outage): one sentence for the user,
+    who may simply try again; running kernels are not affected."""
+    hint = (down.hint or "").rstrip(".")
+    return KubeUnavailable(
+        f"A new kernel cannot start now: {down.message}.",
+        hint=(hint[:1].upper() + hint[1:] + ". " if hint else "")
+        + "Running kernels keep running; try again once the cluster answers.",
+        context=down.context,
+    )
 
 
 def replacement_pod(pod: Mapping[str, Any], *, name: str, generation: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Issue 4's survival cases: kernels in pods outlive what goes wrong around them.
+"""Issue 4's survival cases: kernels in pods outlive what goes wrong around them, and
+idle ones do not outlive their use.
 
 Each case drives a real Kubernetes daemon on kubesim through its gateway API
 and websockets (and, for a daemon restart, a Jupyter Server using it as its
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -39,11 +41,11 @@ DEADLINE = 60.0
 class Survivor:
     """A Kubernetes daemon in a namespace of its own, which a test may kill and start again."""
 
-    def __init__(self, kubesim: Kubesim, root: Path, *, lease_seconds: int | None = None) -> None:
+    def __init__(self, kubesim: Kubesim, root: Path, **env: str) -> None:
         self.kubesim = kubesim
         self.root = root
         self.namespace: Namespace = jkctl_namespace(kubesim, "survive")
-        self._env = {"JKCTL_LEASE_SECONDS": str(lease_seconds)} if lease_seconds else {}
+        self._env = env
         self.daemon = self.start()
 
     def start(self) -> RunningDaemon:
@@ -332,7 +334,7 @@ LEASE = 4
 def test_a_pod_outlives_its_dead_daemon_by_its_lease_and_no_more(
     kubesim: Kubesim, tmp_path: Path
 ) -> None:
-    survivor = Survivor(kubesim, tmp_path, lease_seconds=LEASE)
+    survivor = Survivor(kubesim, tmp_path, JKCTL_LEASE_SECONDS=str(LEASE))
     kernel_id = survivor.new_kernel()
     pod = survivor.namespace.pod_of(kernel_id)
     assert pod.metadata.annotations["jkctl.io/lease-seconds"] == str(LEASE)
@@ -355,3 +357,41 @@ def test_a_pod_outlives_its_dead_daemon_by_its_lease_and_no_more(
     assert survivor.kernel_ids() == []
     survivor.namespace.wait_empty()
     survivor.close()
+
+
+# -- idle culling --------------------------------------------------------------------
+
+
+async def test_idle_kernels_no_one_is_connected_to_are_culled_and_logged(
+    kubesim: Kubesim, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    survivor = Survivor(
+        kubesim, tmp_path, JKCTL_CULL_DISCONNECTED_TIMEOUT="2s", JKCTL_CULL_INTERVAL="0.5"
+    )
+    try:
+        connected, left, busy = (survivor.new_kernel() for _ in range(3))
+        pod = survivor.pod(left)
+        notebook = await connect(http, survivor.daemon, connected)
+        runner = await connect(http, survivor.daemon, busy)
+        msg_id = await runner.send(
+            "shell", "execute_request", {"code": "import time; time.sleep(60)"}
+        )
+        await runner.receive_until(
+            lambda m: m.msg_type == "execute_input" and m.parent_id == msg_id
+        )
+        await runner.close()
+
+        await eventually(lambda: left not in survivor.kernel_ids(), "the idle kernel was culled")
+        # Connected (culling those is off by default), or busy with no one watching: kept.
+        assert sorted(survivor.kernel_ids()) == sorted([connected, busy])
+        log = (tmp_path / "daemon-foreground.log").read_text()
+        assert re.search(
+            rf"kernel {left} \(pod {pod}\): culling it: idle for \d+s with no client "
+            r"connected \(cull_disconnected_timeout is 2s\)",
+            log,
+        ), log
+        survivor.namespace.wait_empty(f"jkctl.io/kernel-id={left}")
+        assert (await notebook.execute("print('still here')")).stdout == "still here\n"
+        await notebook.close()
+    finally:
+        survivor.close()

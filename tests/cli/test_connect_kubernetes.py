@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from tests.cli.test_connect import answers, jkctl
-from tests.kube_users import Namespace, jkctl_namespace, without
+from tests.kube_users import JKCTL_RULES, Namespace, jkctl_namespace, without
+from tests.kubesim.conftest import api_client
 from tests.kubesim.fixture import Kubesim
 from tests.processes import LAB_LINE, isolated_env
 
@@ -127,3 +129,31 @@ def test_connect_with_a_rejected_token(
     assert "Traceback" not in result.stderr
     assert "rejected the credentials of context" in result.stderr
     assert json.loads(jkctl(env, "status", "-o", "json").stdout)["daemon"] is None
+
+
+def test_connect_says_the_teams_quota_and_warns_when_a_kernel_would_not_fit(
+    env: dict[str, str], kubesim: Kubesim
+) -> None:
+    namespace = jkctl_namespace(
+        kubesim,
+        "quota",
+        rules=[
+            *JKCTL_RULES,
+            {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["get", "list"]},
+        ],
+    )
+    with api_client(kubesim.kubeconfig) as api:
+        client.CoreV1Api(api).create_namespaced_resource_quota(
+            namespace.name,
+            {"metadata": {"name": "team"}, "spec": {"hard": {"requests.memory": "512Mi"}}},
+        )
+    env["KUBECONFIG"] = str(in_namespace(namespace.kubeconfig, namespace.name))
+    started = jkctl(env, "connect")
+    assert started.returncode == 0, started.stderr
+    assert f"jkctl: team {namespace.name}: 0 of 512 MiB memory in use.\n" in started.stderr
+    assert (
+        "jkctl: warning: a new python3 kernel would not fit now: "
+        f"team {namespace.name} has 0 of 512 MiB memory in use; this kernel asks for 1 GiB. "
+        "Stop kernels you no longer need (`jkctl kernels list`), or start a smaller one."
+    ) in started.stderr
+    assert LAB_LINE.match(started.stdout.strip())

@@ -7,16 +7,20 @@ kernels straight from the cluster, then stop them there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 import yaml
 
 from tests.cli.test_connect import jkctl
 from tests.cli.test_connect_kubernetes import in_namespace, post
+from tests.kernel_client import KernelClient
 from tests.kube_users import Namespace, jkctl_namespace
 from tests.kubesim.fixture import Kubesim
 from tests.processes import LAB_LINE, isolated_env
@@ -59,10 +63,19 @@ ROW_KEYS = {
 
 
 class Setup:
-    def __init__(self, env: dict[str, str], namespace: Namespace, kernel_ids: list[str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        namespace: Namespace,
+        kernel_ids: list[str],
+        *,
+        url: str,
+        token: str,
+    ) -> None:
         self.env = env
         self.namespace = namespace
         self.kernel_ids = kernel_ids
+        self.url, self.token = url, token
 
     def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -86,7 +99,7 @@ def setup(kubesim: Kubesim, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     match = LAB_LINE.match(started.stdout.strip())
     assert match, started.stdout
     ids = [post(match[1], match[2], "/api/kernels", {"name": "python3"})["id"] for _ in range(2)]
-    yield Setup(env, namespace, sorted(ids))
+    yield Setup(env, namespace, sorted(ids), url=match[1], token=match[2])
     jkctl(env, "disconnect", "--stop-kernels")
     namespace.wait_empty()
 
@@ -144,6 +157,28 @@ def test_describe_takes_a_prefix_and_says_where_the_kernel_runs(setup: Setup) ->
     as_json = json.loads(setup.run("kernels", "describe", kernel_id, "-o", "json").stdout)
     assert {"limits", "lease", "events", "log", "notes", "cull_at"} <= set(as_json)
     assert as_json["lease"]["seconds"] == 7200
+
+
+async def say_on_stderr(setup: Setup, kernel_id: str, text: str) -> None:
+    """Have the kernel write ``text`` to its process's stderr: its container's log."""
+    async with aiohttp.ClientSession() as http:
+        kernel = await KernelClient.connect(http, setup.url, kernel_id, token=setup.token)
+        code = f"import sys; print({text!r}, file=sys.__stderr__, flush=True)"
+        assert (await kernel.execute(code)).reply.content["status"] == "ok"
+        await kernel.close()
+
+
+async def test_logs_print_the_kernels_output(setup: Setup) -> None:
+    kernel_id = setup.kernel_ids[1]
+    await say_on_stderr(setup, kernel_id, "a line for the log")
+    deadline = time.monotonic() + 30
+    while "a line for the log" not in (logs := setup.run("kernels", "logs", kernel_id[:8])).stdout:
+        assert logs.returncode == 0, logs.stderr
+        assert time.monotonic() < deadline, logs.stdout
+        await asyncio.sleep(0.1)
+    assert setup.run("kernels", "logs", kernel_id[:8], "--tail", "1").stdout == (
+        "a line for the log\n"
+    )
 
 
 def test_unknown_and_empty_ids_are_one_sentence_with_a_hint(setup: Setup) -> None:

@@ -22,9 +22,12 @@ not connected:
   subscription reaches the kernel, losing its output: clients' shell
   requests are held from the drop until iopub is seen flowing again.
 
-Making the loss zero needs a buffer on the far side of the tunnel, in the
-pod (see the survival notes); this module is what can be done from the
-daemon alone.
+Making the output loss zero needs a buffer on the far side of the tunnel,
+in the pod: a small relay beside the kernel that numbers iopub messages and
+replays those a reconnecting daemon missed (and keeps replies until they are
+taken). The kernel wrapper would start it; it needs Python and pyzmq in the
+image, which every image running ipykernel has but not every R image. This
+module is what the daemon alone can do.
 
 One task per kernel at most (the recovery after a reconnect), owned here:
 a new drop cancels it, and :meth:`KernelLink.aclose` cancels and awaits it.

@@ -254,8 +254,20 @@ async def test_an_api_outage_loses_no_kernel(
 
     started = time.monotonic()
     kubesim.refuse_api(OUTAGE)
-    # The daemon's own view needs no API: the kernel is listed throughout.
+    # The daemon's own view needs no API: the kernel is listed throughout, and
+    # `jkctl kernels list` says what is going on.
     assert survivor.kernel_ids() == [kernel_id]
+
+    def listed_state() -> str:
+        status, listing = survivor.daemon.request("GET", "/jkctl/v1/kernels")
+        assert status == 200, listing
+        (row,) = listing["kernels"]
+        return f"{row['state']}: {row['reason']}"
+
+    await eventually(lambda: listed_state().startswith("reconnecting"), "shown as reconnecting")
+    assert listed_state() == (
+        "reconnecting: idle; the connection to the kernel dropped and is being re-established"
+    )
     # A request that needs the API says why it cannot be done now.
     status, body = survivor.daemon.request("POST", "/api/kernels", {"name": "python3"})
     assert status == 503, body

@@ -239,6 +239,20 @@ async def test_a_reply_lost_in_a_long_drop_is_answered_and_no_one_waits_for_ever
     await notebook.close()
 
 
+async def test_an_api_server_restart_is_a_drop_like_any_other(
+    survivor: Survivor, kubesim: Kubesim, http: aiohttp.ClientSession
+) -> None:
+    kernel_id = survivor.new_kernel()
+    notebook = await connect(http, survivor.daemon, kernel_id)
+    assert (await notebook.execute("x = 5")).reply.content["status"] == "ok"
+    drops = survivor.drops(kernel_id)
+    kubesim.restart_api()  # every watch, stream and connection ends
+    await eventually(lambda: survivor.drops(kernel_id) > drops, "the daemon noticed the drop")
+    assert (await notebook.execute("print(x)")).stdout == "5\n"
+    assert survivor.kernel_ids() == [kernel_id]
+    await notebook.close()
+
+
 # -- API outage ----------------------------------------------------------------------
 
 OUTAGE = 10.0

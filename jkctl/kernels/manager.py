@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 #: Enterprise Gateway's launch variables and the like; only these reach a backend.
 _LAUNCH_VARIABLE = re.compile(r"^KERNEL_[A-Z0-9_]{1,64}$")
 _MAX_VALUE_LENGTH = 4096
+#: ZeroMQ's default of 1023 sockets would cap a daemon at ~250 kernels (4 sockets each).
+_MAX_SOCKETS = 32768
 
 
 class KernelManager:
@@ -45,6 +47,7 @@ class KernelManager:
         self.specs = specs
         self._settings = settings
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._context.set(zmq.MAX_SOCKETS, _MAX_SOCKETS)
         self._kernels: dict[str, Kernel] = {}
 
     def list(self) -> list[Kernel]:

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 
 from jkctl import paths
 from jkctl.backends.base import Backend
-from jkctl.daemon import api_kernels, api_sessions, websocket
+from jkctl.daemon import api_kernels, api_pool, api_sessions, websocket
 from jkctl.daemon.appkeys import CONTROL, MANAGER, SESSIONS, SETTINGS, WEBSOCKETS, DaemonControl
 from jkctl.daemon.auth import guard
 from jkctl.daemon.models import error_model
@@ -59,6 +59,7 @@ def make_app(
     app[WEBSOCKETS] = weakref.WeakSet()
     app.add_routes(api_kernels.routes)
     app.add_routes(api_sessions.routes)
+    app.add_routes(api_pool.routes)
     app.add_routes(websocket.routes)
 
     async def kernels(app: web.Application) -> AsyncIterator[None]:
@@ -74,7 +75,7 @@ def make_app(
         app[MANAGER] = manager
         app[SESSIONS] = SessionStore(manager)
         try:
-            await manager.adopt()
+            await manager.open()
             yield
         finally:
             await manager.aclose(stop_kernels=app[CONTROL].stop_kernels)

@@ -17,7 +17,12 @@ allow_origins              JKCTL_ALLOW_ORIGINS      allow_origins (list)
 kernel_start_timeout       JKCTL_KERNEL_START_...   kernel_start_timeout (s)
 client_queue_limit         JKCTL_CLIENT_QUEUE_...   client_queue_limit (bytes)
 lease_seconds              JKCTL_LEASE_SECONDS      lease_seconds (s)
+warm_pool                  JKCTL_WARM_POOL          warm_pool (name: size map)
 =========================  =======================  ============================
+
+``warm_pool`` keeps kernels of a kernelspec started ahead of time
+(:mod:`jkctl.kernels.pool`); off unless given, as ``python3=2,r=1`` in the
+environment and ``--warm-pool python3=2`` (repeatable) on the command line.
 
 ``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``. For the
 Kubernetes backend, the context and namespace are resolved here from the
@@ -61,11 +66,14 @@ class DaemonSettings:
     max_message_bytes: int = 1024 * 1024 * 1024
     #: How long a kernel pod outlives its last lease renewal (a daemon gone for good).
     lease_seconds: int = DEFAULT_LEASE_SECONDS
+    #: Kernels kept started ahead of time, per kernelspec: ((name, size), ...).
+    warm_pool: tuple[tuple[str, int], ...] = ()
 
     def kernel_settings(self) -> KernelSettings:
         return KernelSettings(
             start_timeout=self.kernel_start_timeout,
             client_queue_limit=self.client_queue_limit,
+            warm_pool=self.warm_pool,
         )
 
     def to_json(self) -> str:
@@ -79,6 +87,7 @@ class DaemonSettings:
         data["user_kernels_dir"] = Path(data["user_kernels_dir"])
         data["kernel_templates"] = tuple(Path(p) for p in data["kernel_templates"])
         data["allow_origins"] = tuple(data["allow_origins"])
+        data["warm_pool"] = tuple((str(name), int(size)) for name, size in data["warm_pool"])
         return cls(**data)
 
 
@@ -115,6 +124,30 @@ def _positive(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return parse
 
 
+def _pool_sizes(value: Any) -> tuple[tuple[str, int], ...]:
+    """``{name: size}``, or ``name=size`` items (a comma-separated string or a list)."""
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    if isinstance(value, Mapping):
+        items = [(str(name), size) for name, size in value.items()]
+    elif isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            name, sep, size = str(item).partition("=")
+            if not sep:
+                raise ValueError(f"{item!r} is not NAME=SIZE")
+            items.append((name.strip(), size.strip()))
+    else:
+        raise ValueError("expected kernelspec names and pool sizes, like python3=2")
+    sizes: dict[str, int] = {}
+    for name, size in items:
+        number = int(size)
+        if not name or number < 0 or number > 100:
+            raise ValueError(f"a pool size is a kernelspec name and 0 to 100, not {name}={size}")
+        sizes[name] = number
+    return tuple((name, size) for name, size in sizes.items() if size)
+
+
 def _lease(value: Any) -> int:
     seconds = int(value)
     if seconds < 2:
@@ -133,6 +166,7 @@ _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "kernel_start_timeout": ("JKCTL_KERNEL_START_TIMEOUT", _positive(float)),
     "client_queue_limit": ("JKCTL_CLIENT_QUEUE_LIMIT", _positive(int)),
     "lease_seconds": ("JKCTL_LEASE_SECONDS", _lease),
+    "warm_pool": ("JKCTL_WARM_POOL", _pool_sizes),
 }
 
 

@@ -44,12 +44,15 @@ def disconnect(stop_kernels: bool) -> None:
         )
     click.echo(f"jkctl: stopped the daemon at {record.url} (pid {record.pid}).", err=True)
     if kernels > 0:
-        noun = "kernel" if kernels == 1 else "kernels"
+        one = kernels == 1
+        these = "its kernel" if one else f"its {kernels} kernels"
         if record.backend == "local":
-            click.echo(f"jkctl: its {kernels} local {noun} stopped with it.", err=True)
+            click.echo(f"jkctl: {these} (local) stopped with it.", err=True)
         elif stop_kernels:
-            click.echo(f"jkctl: its {kernels} {noun} were stopped.", err=True)
+            click.echo(f"jkctl: {these} {'was' if one else 'were'} stopped.", err=True)
         else:
             click.echo(
-                f"jkctl: {kernels} {noun} keep running; `jkctl connect` re-attaches them.", err=True
+                f"jkctl: {these} {'keeps' if one else 'keep'} running; `jkctl connect` "
+                f"re-attaches {'it' if one else 'them'}.",
+                err=True,
             )

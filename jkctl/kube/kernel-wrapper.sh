@@ -85,7 +85,7 @@ while :; do
     else
         quick_exits=0
     fi
-    if [ "$quick_exits" -ge 3 ]; then
+    if [ "$quick_exits" -ge 5 ]; then
         echo "jkctl: the kernel keeps exiting at once; giving up" >&2
         exit 1
     fi

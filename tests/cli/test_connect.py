@@ -110,7 +110,7 @@ def test_disconnect_says_local_kernels_stop_with_the_daemon(env: dict[str, str])
     assert "1 (1 idle)" in text.stdout
     stopped = jkctl(env, "disconnect")
     assert stopped.returncode == 0, stopped.stderr
-    assert "its 1 local kernel stopped with it" in stopped.stderr
+    assert "its kernel (local) stopped with it" in stopped.stderr
     connection_files = list((Path(env["JKCTL_STATE_DIR"]) / "runtime").iterdir())
     assert connection_files == []
 

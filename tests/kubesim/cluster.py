@@ -212,5 +212,8 @@ class Cluster:
     def fail_images(self, *images: str) -> None:
         self._need_kubelet().fail_images(*images)
 
+    def provide_image_paths(self, image: str, paths: dict[str, str]) -> None:
+        self._need_kubelet().provide_image_paths(image, paths)
+
     def set_pull_delay(self, seconds: float) -> None:
         self._need_kubelet().set_pull_delay(seconds)

@@ -212,6 +212,7 @@ class ContainerRunner:
             "utsns": worker.sandbox_namespace("uts"),
             "scratch": str(scratch),
             "mounts": worker.mounts_for(self.spec),
+            "links": worker.services.images.provided(self.image),
             "cwd": self.spec.get("workingDir") or "/",
             "argv": argv,
             "env": env,

@@ -44,6 +44,7 @@ def _commands(cluster: Cluster) -> dict[str, Callable[..., Any]]:
         "lose_pod": cluster.lose_pod,
         "set_node_ready": lambda node, ready: cluster.set_node_ready(node, bool(ready)),
         "fail_images": lambda images: cluster.fail_images(*images),
+        "provide_image_paths": cluster.provide_image_paths,
         "set_pull_delay": lambda seconds: cluster.set_pull_delay(float(seconds)),
     }
 

@@ -115,6 +115,10 @@ class Kubesim:
     def fail_images(self, *names: str) -> None:
         self.control.call("fail_images", images=list(names))
 
+    def provide_image_paths(self, image: str, paths: dict[str, str]) -> None:
+        """Containers of `image` see each path as a symlink to a host path (its "contents")."""
+        self.control.call("provide_image_paths", image=image, paths=paths)
+
     def set_pull_delay(self, seconds: float) -> None:
         self.control.call("set_pull_delay", seconds=seconds)
 

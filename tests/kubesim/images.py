@@ -68,9 +68,26 @@ class ImageService:
         self.pull_delay = pull_delay
         self._failing = {normalize(image) for image in failing}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._provides: dict[str, dict[str, str]] = {}
 
     def fail(self, *images: str) -> None:
         self._failing.update(normalize(image) for image in images)
+
+    def provide(self, image: str, paths: dict[str, str]) -> None:
+        """What the image holds beyond the host's files: absolute path -> host path.
+
+        Every image runs on the host's files; this lets a test stand in for an
+        image's own contents (a conda environment at /opt/conda/envs/NAME, a
+        builder's executable) without touching the host's filesystem: each
+        path appears in the container as a symlink to the host path.
+        """
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"image paths are absolute, not {path!r}")
+        self._provides.setdefault(normalize(image), {}).update(paths)
+
+    def provided(self, image: str) -> dict[str, str]:
+        return dict(self._provides.get(normalize(image), {}))
 
     def fails(self, image: str) -> bool:
         return normalize(image) in self._failing

@@ -238,6 +238,9 @@ class Kubelet:
     def fail_images(self, *images: str) -> None:
         self._images.fail(*images)
 
+    def provide_image_paths(self, image: str, paths: dict[str, str]) -> None:
+        self._images.provide(image, paths)
+
     def set_pull_delay(self, seconds: float) -> None:
         self._images.pull_delay = seconds
 

@@ -190,6 +190,16 @@ def _bind_volumes(mounts: list[dict[str, Any]]) -> None:
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
+def _add_image_paths(root: str, links: dict[str, str]) -> None:
+    """The image's own contents: symlinks into the host, in the container's upper layer."""
+    for path, target in links.items():
+        inside = root + path
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        if os.path.lexists(inside):
+            os.remove(inside)
+        os.symlink(target, inside)
+
+
 def _exec_container(spec: dict[str, Any]) -> None:
     """In the child: pid 1 of the new PID namespace. Never returns."""
     try:
@@ -197,6 +207,7 @@ def _exec_container(spec: dict[str, Any]) -> None:
         for mount in spec["mounts"]:
             mount["fd"] = os.open(mount["source"], os.O_PATH)
         root = _build_root(spec)
+        _add_image_paths(root, spec.get("links") or {})
         os.chroot(root)
         os.chdir("/")
         _bind_volumes(spec["mounts"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -195,3 +196,26 @@ def test_a_second_delete_shortens_the_grace_the_kubelet_gives(
         timeout=10,
     )
     assert kind == "DELETED"
+
+
+def test_an_image_can_carry_paths_of_its_own(kubesim: Kubesim, kube_namespace: str) -> None:
+    """A test stands in for an image's contents (a conda env's python) without touching the host."""
+    image = f"registry.example.com/team/{kube_namespace}:1"
+    interpreter = "/opt/conda/envs/geo/bin/python"
+    kubesim.provide_image_paths(image, {interpreter: sys.executable})
+    code = "import sys; print('running', sys.argv[0] or 'python')"
+    with api_client(kubesim.kubeconfig) as api:
+        core = client.CoreV1Api(api)
+        spec = {"restartPolicy": "Never"}
+        core.create_namespaced_pod(
+            kube_namespace, pod("carries", image, interpreter, "-c", code, **spec)
+        )
+        core.create_namespaced_pod(
+            kube_namespace, pod("lacks", "busybox:1", interpreter, "-c", code, **spec)
+        )
+        wait_for_pod(core, kube_namespace, "carries", phase("Succeeded"))
+        assert "running" in core.read_namespaced_pod_log("carries", kube_namespace)
+        _, lacks = wait_for_pod(core, kube_namespace, "lacks", phase("Failed"))
+    (status,) = lacks.status.container_statuses
+    assert status.state.terminated.reason == "StartError"
+    assert not os.path.exists(interpreter), "the host's filesystem must not change"

@@ -61,6 +61,13 @@ _START_TIMEOUT = 60.0
 @click.option(
     "--kubeconfig", default=None, help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
 )
+@click.option(
+    "--warm-pool",
+    "warm_pool",
+    multiple=True,
+    metavar="KERNELSPEC=SIZE",
+    help="Keep SIZE kernels of KERNELSPEC started ahead of time (repeatable; default none).",
+)
 @click.option("--lab", is_flag=True, help="Then start JupyterLab wired to the daemon.")
 def connect(
     *,
@@ -71,6 +78,7 @@ def connect(
     context: str | None,
     namespace: str | None,
     kubeconfig: str | None,
+    warm_pool: tuple[str, ...],
     lab: bool,
 ) -> None:
     """Start the jkctl daemon and print the `jupyter lab` line that uses it."""
@@ -87,6 +95,7 @@ def connect(
             "context": context,
             "namespace": namespace,
             "kubeconfig": kubeconfig,
+            "warm_pool": warm_pool,
         }
     )
     files = StateFiles(dir=settings.state_dir)
@@ -138,6 +147,9 @@ def _describe(settings: DaemonSettings) -> str:
     described = f"{settings.backend} backend ({settings.backend_reason})"
     if settings.backend == "kubernetes":
         described += f", context {settings.context}, namespace {settings.namespace}"
+    if settings.warm_pool:
+        pools = ", ".join(f"{size} {name}" for name, size in settings.warm_pool)
+        described += f"; warm pool: {pools}"
     return described
 
 

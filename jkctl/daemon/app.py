@@ -28,7 +28,7 @@ from aiohttp.typedefs import Handler
 
 from jkctl import paths
 from jkctl.backends.base import Backend
-from jkctl.daemon import api_jkctl, api_kernels, api_sessions, websocket
+from jkctl.daemon import api_jkctl, api_kernels, api_pool, api_sessions, websocket
 from jkctl.daemon.appkeys import (
     CONTROL,
     INFO,
@@ -74,6 +74,7 @@ def make_app(
     app.add_routes(api_jkctl.routes)
     app.add_routes(api_kernels.routes)
     app.add_routes(api_sessions.routes)
+    app.add_routes(api_pool.routes)
     app.add_routes(websocket.routes)
 
     async def kernels(app: web.Application) -> AsyncIterator[None]:
@@ -90,7 +91,7 @@ def make_app(
         app[SESSIONS] = SessionStore(manager)
         culler: asyncio.Task[None] | None = None
         try:
-            await manager.adopt()
+            await manager.open()
             culler = asyncio.create_task(
                 Culler(manager.list, settings.cull_settings()).run(), name="culler"
             )

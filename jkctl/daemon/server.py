@@ -19,6 +19,7 @@ import datetime
 import getpass
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -52,6 +53,7 @@ async def run_daemon(
 ) -> None:
     """Serve until stopped. ``on_ready(record, token)`` is called once it answers requests."""
     files = StateFiles(dir=settings.state_dir)
+    _raise_open_file_limit()
     with DaemonLock(files):
         token = load_or_create_token(files)
         backend = create_backend(
@@ -129,6 +131,22 @@ def _kube_settings(settings: DaemonSettings, files: StateFiles) -> KubeBackendSe
         runtime_dir=files.runtime_dir,
         lease_seconds=settings.lease_seconds,
     )
+
+
+def _raise_open_file_limit() -> None:
+    """Allow as many open files as the system lets this user have.
+
+    Each Kubernetes kernel holds about 20 descriptors (ZeroMQ sockets, the
+    tunnel's listeners and connections, their websockets); a soft limit of
+    1024, common on Linux and lower on macOS, would cap a daemon near 50 kernels.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # macOS refuses more than OPEN_MAX
+            logger.info("cannot raise the open file limit from %d: %s", soft, exc)
 
 
 def _login_name() -> str:

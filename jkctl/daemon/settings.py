@@ -20,12 +20,17 @@ lease_seconds              JKCTL_LEASE_SECONDS      lease_seconds (s)
 cull_idle_timeout          JKCTL_CULL_IDLE_TIMEOUT  cull_idle_timeout (duration)
 cull_disconnected_timeout  JKCTL_CULL_DISCONNE...   cull_disconnected_timeout
 cull_interval              JKCTL_CULL_INTERVAL      cull_interval (duration)
+warm_pool                  JKCTL_WARM_POOL          warm_pool (name: size map)
 =========================  =======================  ============================
 
 Culling (:mod:`jkctl.kernels.culler`): an idle kernel with no client connected
 is shut down after ``cull_disconnected_timeout`` (default 2h, as long as a
 pod's lease); one with a client connected after ``cull_idle_timeout``
 (default 0: never). Durations are seconds or ``45s``, ``30m``, ``2h``, ``1d``.
+
+``warm_pool`` keeps kernels of a kernelspec started ahead of time
+(:mod:`jkctl.kernels.pool`); off unless given, as ``python3=2,r=1`` in the
+environment and ``--warm-pool python3=2`` (repeatable) on the command line.
 
 ``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``. For the
 Kubernetes backend, the context and namespace are resolved here from the
@@ -76,11 +81,14 @@ class DaemonSettings:
     cull_disconnected_timeout: float = DEFAULT_CULL_DISCONNECTED
     #: The longest the culler waits between two looks.
     cull_interval: float = 60.0
+    #: Kernels kept started ahead of time, per kernelspec: ((name, size), ...).
+    warm_pool: tuple[tuple[str, int], ...] = ()
 
     def kernel_settings(self) -> KernelSettings:
         return KernelSettings(
             start_timeout=self.kernel_start_timeout,
             client_queue_limit=self.client_queue_limit,
+            warm_pool=self.warm_pool,
         )
 
     def cull_settings(self) -> CullSettings:
@@ -101,6 +109,7 @@ class DaemonSettings:
         data["user_kernels_dir"] = Path(data["user_kernels_dir"])
         data["kernel_templates"] = tuple(Path(p) for p in data["kernel_templates"])
         data["allow_origins"] = tuple(data["allow_origins"])
+        data["warm_pool"] = tuple((str(name), int(size)) for name, size in data["warm_pool"])
         return cls(**data)
 
 
@@ -144,6 +153,30 @@ def _interval(value: Any) -> float:
     return seconds
 
 
+def _pool_sizes(value: Any) -> tuple[tuple[str, int], ...]:
+    """``{name: size}``, or ``name=size`` items (a comma-separated string or a list)."""
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    if isinstance(value, Mapping):
+        items = [(str(name), size) for name, size in value.items()]
+    elif isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            name, sep, size = str(item).partition("=")
+            if not sep:
+                raise ValueError(f"{item!r} is not NAME=SIZE")
+            items.append((name.strip(), size.strip()))
+    else:
+        raise ValueError("expected kernelspec names and pool sizes, like python3=2")
+    sizes: dict[str, int] = {}
+    for name, size in items:
+        number = int(size)
+        if not name or number < 0 or number > 100:
+            raise ValueError(f"a pool size is a kernelspec name and 0 to 100, not {name}={size}")
+        sizes[name] = number
+    return tuple((name, size) for name, size in sizes.items() if size)
+
+
 def _lease(value: Any) -> int:
     seconds = int(value)
     if seconds < 2:
@@ -165,6 +198,7 @@ _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cull_idle_timeout": ("JKCTL_CULL_IDLE_TIMEOUT", parse_duration),
     "cull_disconnected_timeout": ("JKCTL_CULL_DISCONNECTED_TIMEOUT", parse_duration),
     "cull_interval": ("JKCTL_CULL_INTERVAL", _interval),
+    "warm_pool": ("JKCTL_WARM_POOL", _pool_sizes),
 }
 
 

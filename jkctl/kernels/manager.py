@@ -6,7 +6,9 @@ once it answers. Kernels leave the table when they are shut down or die.
 On daemon shutdown it stops every kernel, or detaches them when the backend
 lets kernels outlive the daemon and the user did not ask to stop them.
 
-It owns the daemon's ZeroMQ context, shared by every kernel's sockets.
+It owns the daemon's ZeroMQ context, shared by every kernel's sockets, and
+the warm pool (:mod:`jkctl.kernels.pool`): a launch request without
+``KERNEL_*`` variables for a kernelspec with a pool gets a pooled kernel.
 
 What this module does not do: HTTP (``jkctl.daemon``) or the per-kernel state
 machine (``jkctl.kernels.kernel``).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,9 +28,10 @@ from typing import Any
 import zmq
 
 from jkctl.backends.base import Backend, KernelHandle
-from jkctl.errors import JkctlError, KernelNotFound, UsageError
+from jkctl.errors import ConfigError, JkctlError, KernelNotFound, UsageError
 from jkctl.kernels.ids import resolve_kernel_id
 from jkctl.kernels.kernel import Kernel
+from jkctl.kernels.pool import WarmPool
 from jkctl.kernels.settings import KernelSettings
 from jkctl.kernels.specs import KernelSpec, KernelSpecSource
 
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: Enterprise Gateway's launch variables and the like; only these reach a backend.
 _LAUNCH_VARIABLE = re.compile(r"^KERNEL_[A-Z0-9_]{1,64}$")
 _MAX_VALUE_LENGTH = 4096
+#: ZeroMQ's default of 1023 sockets would cap a daemon at ~250 kernels (4 sockets each).
+_MAX_SOCKETS = 32768
 
 
 class KernelManager:
@@ -46,7 +52,9 @@ class KernelManager:
         self.specs = specs
         self._settings = settings
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._context.set(zmq.MAX_SOCKETS, _MAX_SOCKETS)
         self._kernels: dict[str, Kernel] = {}
+        self.pool = WarmPool(sizes=dict(settings.warm_pool), start=self._start_pooled)
 
     def list(self) -> list[Kernel]:
         return list(self._kernels.values())
@@ -64,23 +72,52 @@ class KernelManager:
         """The kernel whose id starts with ``prefix`` (unique prefixes, as git takes them)."""
         return self._kernels[resolve_kernel_id(prefix, self._kernels, where="in this daemon")]
 
+    async def open(self) -> None:
+        """Re-attach the kernels left running, then start filling the warm pool."""
+        await self.adopt()
+        for name in self.pool.kernelspecs:
+            try:
+                self.specs.get(name)
+            except JkctlError as error:
+                raise ConfigError(
+                    f"The warm pool names kernelspec '{name}', which cannot be started: "
+                    f"{error.message}",
+                    hint="Fix the warm_pool setting (JKCTL_WARM_POOL, --warm-pool); "
+                    "`jkctl kernelspecs list` shows the kernelspecs.",
+                ) from error
+        self.pool.open()
+
     async def start_kernel(self, *, name: str | None = None, env: Any = None) -> Kernel:
-        """Launch a kernel and return once it answers kernel_info."""
+        """Launch a kernel (or take one from the warm pool) and return once it answers."""
         spec = self.specs.get(name) if name else self._default_spec()
         launch_env = validate_launch_env(env)
+        if not launch_env and (kernel := self.pool.take(spec.name)) is not None:
+            kernel.last_activity = time.time()
+            self._kernels[kernel.id] = kernel
+            logger.info("kernel %s: %s taken from the warm pool", kernel.id, spec.name)
+            return kernel
+        kernel = await self._launch(spec, launch_env)
+        self._kernels[kernel.id] = kernel
+        await kernel.start()
+        return kernel
+
+    async def _start_pooled(self, name: str) -> Kernel:
+        """A kernel for the warm pool: started, but not in the table."""
+        kernel = await self._launch(self.specs.get(name), {})
+        await kernel.start()
+        return kernel
+
+    async def _launch(self, spec: KernelSpec, env: dict[str, str]) -> Kernel:
         kernel_id = str(uuid.uuid4())
         logger.info("kernel %s: starting %s", kernel_id, spec.name)
-        handle = await self.backend.launch(spec.launch_spec(), kernel_id=kernel_id, env=launch_env)
-        kernel = Kernel(
+        handle = await self.backend.launch(spec.launch_spec(), kernel_id=kernel_id, env=env)
+        return Kernel(
             spec=spec,
             handle=handle,
             context=self._context,
             settings=self._settings,
             on_gone=self._forget,
         )
-        self._kernels[kernel_id] = kernel
-        await kernel.start()
-        return kernel
 
     def _default_spec(self) -> KernelSpec:
         specs = self.specs.all()
@@ -88,6 +125,7 @@ class KernelManager:
 
     def _forget(self, kernel: Kernel) -> None:
         self._kernels.pop(kernel.id, None)
+        self.pool.forget(kernel)
 
     async def adopt(self) -> None:
         """Re-attach the kernels the backend still runs from an earlier daemon."""
@@ -125,9 +163,12 @@ class KernelManager:
             logger.info("re-attached %d of %d kernels", len(self._kernels), len(handles))
 
     async def aclose(self, *, stop_kernels: bool) -> None:
-        """Stop (or detach) every kernel, then release the backend and ZeroMQ."""
+        """Stop (or detach) every kernel, then release the backend and ZeroMQ.
+
+        Pooled kernels are always stopped: no one will ever ask for them."""
         stop = stop_kernels or not self.backend.kernels_outlive_daemon
         try:
+            await self.pool.aclose()
             results = await asyncio.gather(
                 *(kernel.shutdown() if stop else kernel.detach() for kernel in self.list()),
                 return_exceptions=True,

@@ -1,4 +1,4 @@
-"""How the kernel manager treats kernels: timeouts and the per-client output budget.
+"""How the kernel manager treats kernels: timeouts, the per-client output budget, the warm pool.
 
 Kept apart from the kernel machinery so the CLI can build settings without
 importing ZeroMQ or jupyter_client.
@@ -19,6 +19,8 @@ class KernelSettings:
     restart_timeout: float = 30.0
     #: How far (bytes) a websocket client may fall behind before its output is shed.
     client_queue_limit: int = 64 * 1024 * 1024
+    #: Kernels kept started ahead of time, per kernelspec: ((name, size), ...); none by default.
+    warm_pool: tuple[tuple[str, int], ...] = ()
 
 
 #: Culling a kernel nobody is connected to after this long idle (seconds): two hours,

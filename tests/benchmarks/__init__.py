@@ -1,1 +1,1 @@
-"""Benchmarks: scripts, not tests (run with python -m tests.benchmarks.bench_relay)."""
+"""Benchmarks: scripts, not tests (run with ``python -m tests.benchmarks``)."""

@@ -127,3 +127,20 @@ def test_the_lease_is_configurable(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="JKCTL_LEASE_SECONDS"):
         resolve_settings(flags={}, env={**env, "JKCTL_LEASE_SECONDS": "1"})
+
+
+def test_the_warm_pool_is_off_unless_given(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    assert resolve_settings(flags={}, env=env).warm_pool == ()
+    write_config(tmp_path, "daemon:\n  warm_pool: {python3: 2, r: 0}\n")
+    assert resolve_settings(flags={}, env=env).warm_pool == (("python3", 2),)
+    from_env = {**env, "JKCTL_WARM_POOL": "python3=1, r=3"}
+    assert resolve_settings(flags={}, env=from_env).warm_pool == (("python3", 1), ("r", 3))
+    flags = {"warm_pool": ("python3-large=4",)}
+    settings = resolve_settings(flags=flags, env=from_env)
+    assert settings.warm_pool == (("python3-large", 4),)
+    assert settings.kernel_settings().warm_pool == (("python3-large", 4),)
+    assert DaemonSettings.from_json(settings.to_json()) == settings
+    for bad in ("python3", "python3=-1", "python3=many", "=2"):
+        with pytest.raises(ConfigError, match="--warm-pool"):
+            resolve_settings(flags={"warm_pool": (bad,)}, env=env)

@@ -142,9 +142,11 @@ def test_launch_variables_shape_the_pod() -> None:
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"][
         "tolerations"
     ]
-    assert container["workingDir"] == "/home/jovyan/work"
     assert pod["spec"]["securityContext"]["runAsUser"] == 1001
     assert env_of(pod)["KERNEL_EXTRA"] == "passed through"
+    # The laptop's folder (Jupyter Server sends it with every launch) means nothing in a pod.
+    assert "workingDir" not in container
+    assert "KERNEL_WORKING_DIR" not in env_of(pod)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,6 @@ def test_values_never_add_structure(payload: str) -> None:
         ({"KERNEL_MEMORY": "4"}, "KERNEL_MEMORY='4' is invalid"),
         ({"KERNEL_MEMORY": "4GB"}, "KERNEL_MEMORY='4GB' is invalid"),
         ({"KERNEL_GPUS": "1.5"}, "KERNEL_GPUS='1.5' is invalid"),
-        ({"KERNEL_WORKING_DIR": "relative/dir"}, "KERNEL_WORKING_DIR='relative/dir' is invalid"),
         ({"KERNEL_UID": "0"}, "KERNEL_UID='0' is invalid"),
         ({"KERNEL_VOLUMES": "[{}]"}, "KERNEL_VOLUMES is not supported"),
         ({"KERNEL_CPUS": "4", "KERNEL_CPUS_LIMIT": "2"}, "asks for 4 cpu but limits it to 2"),

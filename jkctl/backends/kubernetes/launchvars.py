@@ -21,7 +21,11 @@ KERNEL_MEMORY[_LIMIT]    a memory quantity (``4Gi``, ``512Mi``, ``2G``), at
 KERNEL_GPUS[_LIMIT]      a whole number of NVIDIA GPUs: limits.nvidia.com/gpu
                          (a GPU's request is its limit), with the toleration
                          GPU nodes' taint usually asks for
-KERNEL_WORKING_DIR       an absolute path: the container's workingDir
+KERNEL_WORKING_DIR       ignored: it names the notebook's folder on the laptop
+                         (Jupyter Server sends it with every launch), which
+                         the pod does not have; a kernelspec sets the pod's
+                         ``workingDir``. Enterprise Gateway ignores it too
+                         unless told to mirror working directories.
 KERNEL_UID, KERNEL_GID   a user/group id other than 0: runAsUser/runAsGroup
 KERNEL_VOLUMES,          refused: volumes are structure, which belongs in a
 KERNEL_VOLUME_MOUNTS     kernelspec's pod settings, not in a request
@@ -84,15 +88,24 @@ class LaunchVariables:
     memory_limit: str | None = None
     gpus: int | None = None
     gpus_limit: int | None = None
-    working_dir: str | None = None
     uid: int | None = None
     gid: int | None = None
     #: What reaches the kernel's environment.
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Variables that describe the laptop, not the pod: dropped before a launch is read.
+_LAPTOP_ONLY = frozenset({"KERNEL_WORKING_DIR"})
+
+
+def pod_launch_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The launch variables that mean something to a kernel's pod."""
+    return {name: value for name, value in env.items() if name not in _LAPTOP_ONLY}
+
+
 def parse_launch_env(env: Mapping[str, str], *, namespace: str) -> LaunchVariables:
     """Check the ``KERNEL_*`` variables of a launch for a daemon serving ``namespace``."""
+    env = pod_launch_env(env)
     for name in _REFUSED:
         if name in env:
             raise UsageError(
@@ -110,9 +123,6 @@ def parse_launch_env(env: Mapping[str, str], *, namespace: str) -> LaunchVariabl
     image = env.get("KERNEL_IMAGE") or None
     if image is not None and names.image_problem(image):
         raise _invalid("KERNEL_IMAGE", image, names.IMAGE_ALLOWED)
-    working_dir = env.get("KERNEL_WORKING_DIR") or None
-    if working_dir is not None and (not working_dir.startswith("/") or len(working_dir) > 1024):
-        raise _invalid("KERNEL_WORKING_DIR", working_dir, "an absolute path inside the image")
     return LaunchVariables(
         username=username,
         image=image,
@@ -122,7 +132,6 @@ def parse_launch_env(env: Mapping[str, str], *, namespace: str) -> LaunchVariabl
         memory_limit=_memory(env, "KERNEL_MEMORY_LIMIT"),
         gpus=_count(env, "KERNEL_GPUS"),
         gpus_limit=_count(env, "KERNEL_GPUS_LIMIT"),
-        working_dir=working_dir,
         uid=_id(env, "KERNEL_UID"),
         gid=_id(env, "KERNEL_GID"),
         env={k: v for k, v in env.items() if k not in _REFUSED and k not in _SET_BY_JKCTL},
@@ -150,7 +159,6 @@ def launch_fragment(config: PodConfig, launch: LaunchVariables) -> dict[str, Any
         fragment["tolerations"] = tolerations
     for key, chosen in (
         ("image", launch.image),
-        ("workingDir", launch.working_dir),
         ("runAsUser", launch.uid),
         ("runAsGroup", launch.gid),
     ):

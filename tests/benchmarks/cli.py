@@ -5,11 +5,8 @@ median and the best are reported. The references, run the same way: the
 interpreter doing nothing (``python -c pass``, the floor any Python CLI
 pays) and Jupyter's own listing command (``jupyter kernelspec list``).
 
-``jkctl kernels list`` runs against each jkctl daemon of the run (with that
-daemon's environment, so it finds it). While the command does not exist
-yet, it is reported as not available rather than timed as something else;
-``jkctl status``, which also loads the CLI and asks the daemon for its
-kernels, is timed beside it and held to the same budget meanwhile.
+``jkctl kernels list`` and ``jkctl status`` run against each jkctl daemon of
+the run (with that daemon's environment, so they find it).
 """
 
 from __future__ import annotations
@@ -40,46 +37,31 @@ def _tool(name: str) -> str:
     return found
 
 
-def kernels_list_available(env: dict[str, str]) -> tuple[bool, str]:
-    """Whether ``jkctl kernels list`` exists (and what it said when it does not)."""
-    result = subprocess.run(
-        [_tool("jkctl"), "kernels", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    said = (result.stderr or result.stdout).strip().splitlines()
-    if result.returncode == 2 and "No such command" in result.stderr:
-        return False, said[-1] if said else ""
-    return result.returncode == 0, said[-1] if said and result.returncode else ""
-
-
-def commands(servers: list[Server]) -> tuple[list[Command], dict[str, str]]:
-    """The commands to time, and those that cannot be (name -> why)."""
+def commands(servers: list[Server]) -> list[Command]:
+    """The commands to time."""
     jkctl = _tool("jkctl")
     found = [
         Command("python -c pass (floor)", [sys.executable, "-c", "pass"]),
         Command("jupyter kernelspec list (reference)", [_tool("jupyter"), "kernelspec", "list"]),
         Command("jkctl --help", [jkctl, "--help"]),
     ]
-    unavailable: dict[str, str] = {}
     for server in servers:
-        if not server.is_jkctl:
-            continue
-        found.append(Command(f"jkctl status ({server.name})", [jkctl, "status"], env=server.env))
-        name = f"jkctl kernels list ({server.name})"
-        available, said = kernels_list_available(server.env)
-        if available:
-            found.append(Command(name, [jkctl, "kernels", "list"], env=server.env))
-        else:
-            unavailable[name] = f"not available yet ({said})" if said else "not available yet"
-    return found, unavailable
+        if server.is_jkctl:
+            found.append(
+                Command(f"jkctl status ({server.name})", [jkctl, "status"], env=server.env)
+            )
+            found.append(
+                Command(
+                    f"jkctl kernels list ({server.name})",
+                    [jkctl, "kernels", "list"],
+                    env=server.env,
+                )
+            )
+    return found
 
 
 def measure_cli(servers: list[Server], runs: int) -> dict[str, Any]:
-    to_run, unavailable = commands(servers)
+    to_run = commands(servers)
     samples: dict[str, list[float]] = {command.name: [] for command in to_run}
     for command in to_run:  # one untimed run each: caches, .pyc files
         subprocess.run(command.argv, capture_output=True, env=command.env, check=False)
@@ -99,6 +81,4 @@ def measure_cli(servers: list[Server], runs: int) -> dict[str, Any]:
         name: {"median_ms": statistics.median(values), "best_ms": min(values), "runs": len(values)}
         for name, values in samples.items()
     }
-    for name, why in unavailable.items():
-        figures[name] = {"unavailable": why}
     return figures

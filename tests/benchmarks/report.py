@@ -125,9 +125,6 @@ def print_cli(cli: dict[str, Any]) -> None:
     print("\nCLI latency (ms, wall)")
     print(f"  {'command':52} {'median':>7} {'best':>7} {'x python':>9}")
     for name, row in cli.items():
-        if "unavailable" in row:
-            print(f"  {name:52} {row['unavailable']}")
-            continue
         print(
             f"  {name:52} {row['median_ms']:7.0f} {row['best_ms']:7.0f} "
             f"{_ratio(row['median_ms'], floor):>9}"

@@ -242,6 +242,11 @@ class KernelHandle(abc.ABC):
         running, for a later :meth:`Backend.discover`. Backends whose kernels
         cannot outlive the daemon terminate instead."""
 
+    async def claim(self) -> None:  # noqa: B027 - a default: most backends record nothing
+        """A kernel launched with ``pooled=True`` is handed to a user: from now on it is
+        theirs, also to a later :meth:`Backend.discover`. Backends whose kernels die with
+        the daemon have nothing to record."""
+
 
 class Backend(abc.ABC):
     """Where kernels run."""
@@ -259,12 +264,21 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def launch(
-        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str]
+        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str], pooled: bool = False
     ) -> KernelHandle:
         """Start a kernel. ``env`` holds the launch request's validated variables
         (``KERNEL_*``). Returns once the kernel exists (process spawned, pod
         created); whether it comes up is reported through its events. Raises
-        :class:`~jkctl.errors.KernelStartError` when it cannot even be created."""
+        :class:`~jkctl.errors.KernelStartError` when it cannot even be created.
+
+        ``pooled``: started ahead of time for the warm pool, nobody's until
+        :meth:`KernelHandle.claim`; :meth:`discover` does not re-attach such kernels
+        (they are removed)."""
+
+    def pool_can_serve(self, env: Mapping[str, str]) -> bool:
+        """Whether a launch with these ``KERNEL_*`` variables gets the same kernel as
+        one with none, so that a kernel started ahead of time can serve it."""
+        return not env
 
     @abc.abstractmethod
     async def discover(self) -> list[KernelHandle]:

@@ -70,8 +70,9 @@ class LocalBackend(Backend):
         self._kernels: dict[str, LocalKernel] = {}
 
     async def launch(
-        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str]
+        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str], pooled: bool = False
     ) -> LocalKernel:
+        del pooled  # local kernels die with the daemon: nothing outlives it to tell apart
         from jupyter_client.connect import write_connection_file
 
         self._runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

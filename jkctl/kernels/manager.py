@@ -7,8 +7,10 @@ On daemon shutdown it stops every kernel, or detaches them when the backend
 lets kernels outlive the daemon and the user did not ask to stop them.
 
 It owns the daemon's ZeroMQ context, shared by every kernel's sockets, and
-the warm pool (:mod:`jkctl.kernels.pool`): a launch request without
-``KERNEL_*`` variables for a kernelspec with a pool gets a pooled kernel.
+the warm pool (:mod:`jkctl.kernels.pool`): a launch request for a kernelspec
+with a pool gets a pooled kernel when its ``KERNEL_*`` variables change
+nothing about the kernel (the backend says which do), claimed for its user
+before it is handed over.
 
 What this module does not do: HTTP (``jkctl.daemon``) or the per-kernel state
 machine (``jkctl.kernels.kernel``).
@@ -91,26 +93,47 @@ class KernelManager:
         """Launch a kernel (or take one from the warm pool) and return once it answers."""
         spec = self.specs.get(name) if name else self._default_spec()
         launch_env = validate_launch_env(env)
-        if not launch_env and (kernel := self.pool.take(spec.name)) is not None:
-            kernel.last_activity = time.time()
-            self._kernels[kernel.id] = kernel
-            logger.info("kernel %s: %s taken from the warm pool", kernel.id, spec.name)
+        if self.backend.pool_can_serve(launch_env) and (kernel := await self._from_pool(spec)):
             return kernel
         kernel = await self._launch(spec, launch_env)
         self._kernels[kernel.id] = kernel
         await kernel.start()
         return kernel
 
+    async def _from_pool(self, spec: KernelSpec) -> Kernel | None:
+        """A kernel of ``spec`` from the warm pool, claimed for its user; None if none is ready
+        or the claim failed (the pooled kernel is then stopped: it is no one's)."""
+        kernel = self.pool.take(spec.name)
+        if kernel is None:
+            return None
+        try:
+            await kernel.handle.claim()
+        except JkctlError as error:
+            logger.warning("kernel %s: could not take it from the warm pool: %s", kernel.id, error)
+            try:
+                await kernel.shutdown(now=True)
+            except JkctlError as stop_error:
+                logger.warning("kernel %s: stopping it failed: %s", kernel.id, stop_error)
+            return None
+        kernel.last_activity = time.time()
+        self._kernels[kernel.id] = kernel
+        logger.info("kernel %s: %s taken from the warm pool", kernel.id, spec.name)
+        return kernel
+
     async def _start_pooled(self, name: str) -> Kernel:
         """A kernel for the warm pool: started, but not in the table."""
-        kernel = await self._launch(self.specs.get(name), {})
+        kernel = await self._launch(self.specs.get(name), {}, pooled=True)
         await kernel.start()
         return kernel
 
-    async def _launch(self, spec: KernelSpec, env: dict[str, str]) -> Kernel:
+    async def _launch(
+        self, spec: KernelSpec, env: dict[str, str], *, pooled: bool = False
+    ) -> Kernel:
         kernel_id = str(uuid.uuid4())
         logger.info("kernel %s: starting %s", kernel_id, spec.name)
-        handle = await self.backend.launch(spec.launch_spec(), kernel_id=kernel_id, env=env)
+        handle = await self.backend.launch(
+            spec.launch_spec(), kernel_id=kernel_id, env=env, pooled=pooled
+        )
         return Kernel(
             spec=spec,
             handle=handle,

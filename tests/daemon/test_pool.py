@@ -4,14 +4,21 @@ A daemon of its own with ``--warm-pool python3=1`` and an 8-second lease
 (renewed every 2 s), driven as a client would drive it. Pooled kernels are
 pods in the namespace with their lease renewed, absent from ``GET
 /api/kernels``; a launch without ``KERNEL_*`` variables gets one at once and
-another takes its place; a launch with them starts a pod of its own. When
-the daemon stops (leaving kernels running, as it does by default), pooled
-pods are deleted and handed-out kernels stay.
+another takes its place, as does one whose only variable is the laptop
+folder Jupyter Server sends; a launch with others starts a pod of its own.
+When the daemon stops (leaving kernels running, as it does by default), or
+is killed and started again, pooled pods are deleted and handed-out kernels
+stay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,22 +33,29 @@ from tests.processes import RunningDaemon, start_daemon
 pytestmark = pytest.mark.kubesim
 
 
-@pytest.fixture
-def pool_daemon(kubesim: Kubesim, tmp_path: Path) -> Iterator[RunningDaemon]:
-    namespace = jkctl_namespace(kubesim, "pool")
+POOL_LABEL = "jkctl.io/pool"
+
+
+def start_in(namespace: Namespace, root: Path, *extra: str) -> RunningDaemon:
     daemon = start_daemon(
-        tmp_path,
+        root,
         "--backend",
         "kubernetes",
         "--kubeconfig",
         str(namespace.kubeconfig),
         "--namespace",
         namespace.name,
-        "--warm-pool",
-        "python3=1",
+        *extra,
         env_overrides={"JKCTL_LEASE_SECONDS": "8"},
     )
     daemon.backend, daemon.kube = "kubernetes", namespace
+    return daemon
+
+
+@pytest.fixture
+def pool_daemon(kubesim: Kubesim, tmp_path: Path) -> Iterator[RunningDaemon]:
+    namespace = jkctl_namespace(kubesim, "pool")
+    daemon = start_in(namespace, tmp_path, "--warm-pool", "python3=1")
     try:
         yield daemon
     finally:
@@ -109,3 +123,49 @@ def test_pooled_kernels_are_leased_pods_handed_out_once(pool_daemon: RunningDaem
     pool_daemon.stop()
     namespace.wait_empty(f"jkctl.io/kernel-id={pooled_now}")
     assert set(kernel_pods(namespace)) == {own["id"], replacement}
+
+
+def test_a_killed_daemons_pool_is_cleared_and_its_handed_out_kernel_kept(
+    kubesim: Kubesim, tmp_path: Path
+) -> None:
+    namespace = jkctl_namespace(kubesim, "pool")
+    daemon = start_in(namespace, tmp_path, "--warm-pool", "python3=1")
+    try:
+        wait_full(daemon)
+        (pooled_id,) = kernel_pods(namespace)
+        assert namespace.pod_of(pooled_id).metadata.labels[POOL_LABEL] == "waiting"
+        # A launch as Jupyter Server's GatewayClient makes it, with the notebook's folder.
+        status, model = daemon.request(
+            "POST", "/api/kernels", {"name": "python3", "env": {"KERNEL_WORKING_DIR": "/home/ada"}}
+        )
+        assert status == 201, model
+        assert model["id"] == pooled_id
+        assert POOL_LABEL not in namespace.pod_of(pooled_id).metadata.labels
+        wait_full(daemon)
+        (waiting,) = set(kernel_pods(namespace)) - {pooled_id}
+
+        os.kill(daemon.process.pid, signal.SIGKILL)
+        daemon.process.wait(timeout=30)
+        assert daemon.process.stdout is not None
+        daemon.process.stdout.close()
+        # Read from the cluster: the handed-out kernel, not the one waiting in the pool.
+        listed = subprocess.run(
+            [
+                *(sys.executable, "-m", "jkctl", "kernels", "list", "-o", "json"),
+                *("--kubeconfig", str(namespace.kubeconfig), "-n", namespace.name),
+            ],
+            capture_output=True,
+            text=True,
+            env=daemon.env,
+            timeout=60,
+            check=True,
+        )
+        assert [row["id"] for row in json.loads(listed.stdout)["kernels"]] == [pooled_id]
+
+        daemon = start_in(namespace, tmp_path)
+        namespace.wait_empty(f"jkctl.io/kernel-id={waiting}")
+        assert [kernel["id"] for kernel in daemon.request("GET", "/api/kernels")[1]] == [pooled_id]
+    finally:
+        if daemon.process.poll() is None:
+            daemon.stop(stop_kernels=True)
+        kubesim.delete_namespace(namespace.name)

@@ -57,7 +57,7 @@ from jkctl.kube.resources import PODS, SECRETS
 
 from . import inventory, manifests
 from .kernel import KernelContext, KubeKernel
-from .launchvars import apply_launch, parse_launch_env
+from .launchvars import apply_launch, parse_launch_env, pod_launch_env
 from .lease import LeaseRenewer
 from .settings import KubeBackendSettings
 
@@ -136,7 +136,7 @@ class KubernetesBackend(Backend):
         )
 
     async def launch(
-        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str]
+        self, spec: LaunchSpec, *, kernel_id: str, env: Mapping[str, str], pooled: bool = False
     ) -> KubeKernel:
         launch = parse_launch_env(env, namespace=self._namespace)
         config = apply_launch(spec.pod, launch)
@@ -146,6 +146,7 @@ class KubernetesBackend(Backend):
             daemon_id=self._settings.daemon_id,
             owner=self._settings.owner,
             username=launch.username,
+            pooled=pooled,
         )
         name = manifests.pod_name(kernel_id)
         connection = manifests.connection_file(key=secrets.token_hex(32), kernelspec=spec.name)
@@ -173,11 +174,22 @@ class KubernetesBackend(Backend):
             raise
         return kernel
 
+    def pool_can_serve(self, env: Mapping[str, str]) -> bool:
+        return not pod_launch_env(env)
+
     async def discover(self) -> list[KernelHandle]:
         found: list[KernelHandle] = []
         for pod in sorted(self._pods.values(), key=lambda p: p.name):
             kernel_id = pod.labels.get(manifests.KERNEL_ID)
             if not kernel_id or kernel_id in self._kernels or pod.deleting:
+                continue
+            if manifests.POOL in pod.labels:
+                # The warm pool of a daemon that died: no one has had these kernels, and
+                # this daemon's pool (if any) starts its own.
+                logger.info(
+                    "kernel %s: an unused warm-pool pod %s; deleting it", kernel_id, pod.name
+                )
+                await self._delete_quietly(pod.name)
                 continue
             kernel = await self._reattach(kernel_id, pod)
             if kernel is not None:

@@ -104,9 +104,12 @@ async def find_kernel_pods(
 
 
 def newest_generations(pods: Iterable[PodState]) -> list[PodState]:
-    """One pod per kernel, its newest generation (an old one may linger while it is deleted)."""
+    """One pod per kernel, its newest generation (an old one may linger while it is deleted);
+    none of a warm pool's, which are no one's kernels yet."""
     newest: dict[tuple[str, str], PodState] = {}
     for pod in pods:
+        if manifests.POOL in pod.labels:
+            continue
         key = (pod.namespace, pod.labels.get(manifests.KERNEL_ID, pod.name))
         if key not in newest or _generation(pod) > _generation(newest[key]):
             newest[key] = pod

@@ -263,6 +263,13 @@ class KubeKernel(KernelHandle):
         )
         self._context.spawn(self.own_secret(created), f"owning the Secret of {self.pod_name}")
 
+    async def claim(self) -> None:
+        """Take the pod out of the warm pool: a daemon that restarts re-attaches it as
+        someone's kernel instead of deleting it as an unused pool kernel."""
+        await self._context.kube.patch(
+            PODS, self.pod_name, manifests.unpool_patch(), namespace=self._context.namespace
+        )
+
     async def own_secret(self, pod: Mapping[str, Any]) -> None:
         """Make the pod own its Secret, so that deleting the pod deletes the Secret."""
         await self._context.kube.patch(
@@ -517,7 +524,12 @@ def replacement_pod(pod: Mapping[str, Any], *, name: str, generation: int) -> di
         "metadata": {
             "name": name,
             "namespace": metadata.get("namespace"),
-            "labels": dict(metadata.get("labels") or {}),
+            # A replacement is of a kernel someone has: never a pool kernel's.
+            "labels": {
+                key: value
+                for key, value in (metadata.get("labels") or {}).items()
+                if key != manifests.POOL
+            },
             "annotations": annotations,
         },
         "spec": spec,

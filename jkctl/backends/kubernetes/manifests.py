@@ -72,6 +72,9 @@ LEASE_RENEWED = "jkctl.io/lease-renewed"
 GENERATION = "jkctl.io/generation"
 USERNAME = "jkctl.io/username"
 LAST_ACTIVITY = "jkctl.io/last-activity"
+#: On a pod started for the warm pool and not yet handed to anyone (removed when it is).
+POOL = "jkctl.io/pool"
+POOL_WAITING = "waiting"
 
 _NOT_LABEL_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RESERVED_ENV = ("JKCTL_",)
@@ -86,6 +89,8 @@ class KernelIdentity:
     daemon_id: str
     owner: str
     username: str | None = None
+    #: Started ahead of time for the warm pool, not yet anyone's.
+    pooled: bool = False
 
 
 def pod_name(kernel_id: str, generation: int = 0) -> str:
@@ -134,7 +139,12 @@ def labels(identity: KernelIdentity) -> dict[str, str]:
         KERNELSPEC: label_value(identity.kernelspec),
         OWNER: label_value(identity.username or identity.owner),
         DAEMON: identity.daemon_id,
-    }
+    } | ({POOL: POOL_WAITING} if identity.pooled else {})
+
+
+def unpool_patch() -> dict[str, Any]:
+    """The merge patch that hands a pooled pod to its user."""
+    return {"metadata": {"labels": {POOL: None}}}
 
 
 def secret_manifest(

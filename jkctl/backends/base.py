@@ -100,6 +100,8 @@ class Died:
 
     incarnation: int
     reason: str
+    #: What to do about it, when the backend knows better than "read the log".
+    hint: str = ""
 
 
 LifecycleEvent = Pending | Running | Died

@@ -134,7 +134,8 @@ class Kernel:
         self._kernel_session: str | None = None
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
-        self._start_failure: asyncio.Future[str] | None = None
+        #: Why the kernel died while starting, and what to do: (reason, hint).
+        self._start_failure: asyncio.Future[tuple[str, str]] | None = None
         self._stopping = False
         self._gone = False
 
@@ -335,10 +336,11 @@ class Kernel:
                 await asyncio.wait([probe])
         if failure.done():
             if stall:
-                raise _RestartStalled(failure.result())
+                raise _RestartStalled(failure.result()[0])
+            reason, hint = failure.result()
             raise KernelStartError(
-                f"Kernel {self.id} ({self.name}) failed to start: {failure.result()}",
-                hint="See the daemon log for the kernel's full output.",
+                f"Kernel {self.id} ({self.name}) failed to start: {reason}",
+                hint=hint or "See the daemon log for the kernel's full output.",
             )
         probe.result()
 
@@ -382,9 +384,9 @@ class Kernel:
                         self.reason = reason
                     case Running():
                         self.reason = ""
-                    case Died(reason=reason):
+                    case Died(reason=reason, hint=hint):
                         if self._start_failure is not None and not self._start_failure.done():
-                            self._start_failure.set_result(reason)
+                            self._start_failure.set_result((reason, hint))
                         elif not self._stopping and self.state is not KernelState.RESTARTING:
                             async with self._lock:
                                 if not self._gone:

@@ -52,6 +52,7 @@ def test_an_image_that_cannot_be_pulled_is_named(daemon: RunningDaemon, kubesim:
     assert error["reference"] == "kernel-start-failed"
     assert f"Kubernetes cannot pull the image {image}" in error["message"]
     assert "ErrImagePull" in error["message"]
+    assert "imagePullSecret" in error["hint"]
     assert daemon.kube.leftovers() == []
 
 
@@ -63,6 +64,10 @@ def test_a_pod_too_big_for_any_node_quotes_the_scheduler(daemon: RunningDaemon) 
     assert "0/2 nodes are available" in error["message"]
     assert "Insufficient cpu" in error["message"]
     assert "Insufficient memory" in error["message"]
+    assert error["hint"] == (
+        "Start a smaller kernel (`jkctl kernelspecs list` shows the sizes), "
+        "or ask the cluster's admins for room."
+    )
     assert daemon.kube.leftovers() == []
 
 

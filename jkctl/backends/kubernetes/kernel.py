@@ -312,7 +312,9 @@ class KubeKernel(KernelHandle):
                     f"reading the log of {pod.name}",
                 )
             else:
-                self._emit(Died(incarnation=self._incarnation, reason=verdict.reason))
+                self._emit(
+                    Died(incarnation=self._incarnation, reason=verdict.reason, hint=verdict.hint)
+                )
 
     def observe_deleted(self, pod: PodState) -> None:
         """One of this kernel's pods is gone from the API."""

@@ -50,6 +50,8 @@ class Verdict:
     reason: str = ""
     #: A crash: the container's last log lines would help the user.
     needs_logs: bool = False
+    #: For FAILED, what the user can do about it, when it is not in the kernel's log.
+    hint: str = ""
 
 
 def judge(pod: PodState) -> Verdict:  # noqa: PLR0911 -- one return per state
@@ -65,6 +67,8 @@ def judge(pod: PodState) -> Verdict:  # noqa: PLR0911 -- one return per state
         return Verdict(
             outlook=Outlook.FAILED,
             reason=f"Kubernetes cannot schedule its pod {pod.name}: {scheduler}",
+            hint="Start a smaller kernel (`jkctl kernelspecs list` shows the sizes), "
+            "or ask the cluster's admins for room.",
         )
     if kernel is None:
         return Verdict(outlook=Outlook.PENDING, reason="waiting for Kubernetes")
@@ -75,6 +79,8 @@ def judge(pod: PodState) -> Verdict:  # noqa: PLR0911 -- one return per state
             outlook=Outlook.FAILED,
             reason=f"Kubernetes cannot pull the image {image} for pod {pod.name} "
             f"({kernel.reason}{said})",
+            hint="Check the kernelspec's image name, and that the cluster may pull it "
+            "(a private registry needs an imagePullSecret).",
         )
     if kernel.state == "waiting" and kernel.reason in _CREATE_FAILURES:
         said = f": {kernel.message}" if kernel.message else ""

@@ -16,7 +16,10 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.kube_users import Namespace
 
 LAB_LINE = re.compile(r"^jupyter lab --gateway-url=(\S+) --GatewayClient\.auth_token=(\S+)$")
 
@@ -127,6 +130,25 @@ def start_daemon(
             f"daemon did not start: {line!r}\n{(root / 'daemon-foreground.log').read_text()}"
         )
     return RunningDaemon(process=process, url=match[1], token=match[2], root=root, env=env)
+
+
+def start_kube_daemon(
+    root: Path,
+    namespace: Namespace,
+    *extra: str,
+    env_overrides: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
+) -> RunningDaemon:
+    """A daemon on the Kubernetes backend serving ``namespace`` as its user."""
+    daemon = start_daemon(
+        root,
+        *("--backend", "kubernetes", "--kubeconfig", str(namespace.kubeconfig)),
+        *("--namespace", namespace.name, *extra),
+        env_overrides=env_overrides,
+        launcher=launcher,
+    )
+    daemon.backend, daemon.kube = "kubernetes", namespace
+    return daemon
 
 
 def write_kernelspec(folder: Path, name: str, **spec: Any) -> Path:

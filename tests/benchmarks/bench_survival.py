@@ -44,7 +44,7 @@ import aiohttp
 from tests.kernel_client import KernelClient
 from tests.kube_users import Namespace, jkctl_namespace
 from tests.kubesim.fixture import Kubesim, run_kubesim
-from tests.processes import RunningDaemon, start_daemon
+from tests.processes import RunningDaemon, start_kube_daemon
 
 STREAM_EVERY = 0.01
 STREAM_FOR = 8.0
@@ -54,16 +54,7 @@ LEASE = 6
 
 
 def kube_daemon(root: Path, namespace: Namespace, **env: str) -> RunningDaemon:
-    return start_daemon(
-        root,
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        str(namespace.kubeconfig),
-        "--namespace",
-        namespace.name,
-        env_overrides=env,
-    )
+    return start_kube_daemon(root, namespace, env_overrides=env)
 
 
 def new_kernel(daemon: RunningDaemon) -> str:

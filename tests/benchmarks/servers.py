@@ -34,7 +34,13 @@ from pathlib import Path
 
 from tests.kube_users import jkctl_namespace
 from tests.kubesim.fixture import Kubesim, run_kubesim
-from tests.processes import IPYKERNEL_ARGV, RunningDaemon, isolated_env, start_daemon
+from tests.processes import (
+    IPYKERNEL_ARGV,
+    RunningDaemon,
+    isolated_env,
+    start_daemon,
+    start_kube_daemon,
+)
 
 BENCH_SPEC = "bench"
 BENCH_POD = {
@@ -116,20 +122,9 @@ def jkctl_kubesim(
 ) -> Server:
     templates = write_bench_kernelspec(root / "templates")
     namespace = jkctl_namespace(kubesim, prefix)
-    daemon = start_daemon(
-        root,
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        str(namespace.kubeconfig),
-        "--namespace",
-        namespace.name,
-        "--kernel-templates",
-        str(templates),
-        *extra,
-        launcher=launcher,
+    daemon = start_kube_daemon(
+        root, namespace, "--kernel-templates", str(templates), *extra, launcher=launcher
     )
-    daemon.backend, daemon.kube = "kubernetes", namespace
     env = dict(daemon.env, KUBECONFIG=str(namespace.kubeconfig))
     return Server(
         name=name,

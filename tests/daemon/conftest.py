@@ -23,6 +23,7 @@ from tests.processes import (
     RunningJupyterServer,
     start_daemon,
     start_jupyter_server,
+    start_kube_daemon,
     write_kernelspec,
 )
 
@@ -58,18 +59,7 @@ def kubernetes_daemon(
     root = tmp_path_factory.mktemp("kube-daemon")
     write_test_kernelspecs(root / "templates")
     namespace = jkctl_namespace(kubesim, "daemon")
-    running = start_daemon(
-        root,
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        str(namespace.kubeconfig),
-        "--namespace",
-        namespace.name,
-        "--kernel-templates",
-        str(root / "templates"),
-    )
-    running.backend, running.kube = "kubernetes", namespace
+    running = start_kube_daemon(root, namespace, "--kernel-templates", str(root / "templates"))
     yield running
     running.stop(stop_kernels=True)
     assert namespace.leftovers() == []

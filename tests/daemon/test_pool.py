@@ -28,7 +28,7 @@ import pytest
 from tests.backends.test_kubernetes_backend import lease_tokens
 from tests.kube_users import Namespace, jkctl_namespace
 from tests.kubesim.fixture import Kubesim
-from tests.processes import RunningDaemon, start_daemon
+from tests.processes import RunningDaemon, start_kube_daemon
 
 pytestmark = pytest.mark.kubesim
 
@@ -37,19 +37,7 @@ POOL_LABEL = "jkctl.io/pool"
 
 
 def start_in(namespace: Namespace, root: Path, *extra: str) -> RunningDaemon:
-    daemon = start_daemon(
-        root,
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        str(namespace.kubeconfig),
-        "--namespace",
-        namespace.name,
-        *extra,
-        env_overrides={"JKCTL_LEASE_SECONDS": "8"},
-    )
-    daemon.backend, daemon.kube = "kubernetes", namespace
-    return daemon
+    return start_kube_daemon(root, namespace, *extra, env_overrides={"JKCTL_LEASE_SECONDS": "8"})
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.kernel_client import KernelClient, Message
 from tests.kube_users import Namespace, jkctl_namespace
 from tests.kubesim.conftest import api_client
 from tests.kubesim.fixture import Kubesim
-from tests.processes import RunningDaemon, start_daemon, start_jupyter_server
+from tests.processes import RunningDaemon, start_jupyter_server, start_kube_daemon
 
 pytestmark = pytest.mark.kubesim
 
@@ -49,17 +49,7 @@ class Survivor:
         self.daemon = self.start()
 
     def start(self) -> RunningDaemon:
-        running = start_daemon(
-            self.root,
-            "--backend",
-            "kubernetes",
-            "--kubeconfig",
-            str(self.namespace.kubeconfig),
-            "--namespace",
-            self.namespace.name,
-            env_overrides=self._env,
-        )
-        running.backend, running.kube = "kubernetes", self.namespace
+        running = start_kube_daemon(self.root, self.namespace, env_overrides=self._env)
         self.daemon = running
         return running
 

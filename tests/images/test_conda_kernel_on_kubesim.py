@@ -22,7 +22,7 @@ from tests.images.fakes import DATA, fake_builder, fake_path
 from tests.kernel_client import KernelClient
 from tests.kube_users import jkctl_namespace
 from tests.kubesim.fixture import Kubesim
-from tests.processes import isolated_env, start_daemon
+from tests.processes import isolated_env, start_kube_daemon
 
 pytestmark = pytest.mark.kubesim
 
@@ -61,15 +61,7 @@ def test_a_registered_conda_kernelspec_runs_on_the_cluster(
 
     kubesim.provide_image_paths(image, {"/opt/conda/envs/geo": sys.prefix})
     namespace = jkctl_namespace(kubesim, "conda")
-    daemon = start_daemon(
-        tmp_path,
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        str(namespace.kubeconfig),
-        "--namespace",
-        namespace.name,
-    )
+    daemon = start_kube_daemon(tmp_path, namespace)
     try:
         status, specs = daemon.request("GET", "/api/kernelspecs")
         assert "conda-geo" in specs["kernelspecs"]

@@ -18,7 +18,8 @@
 - :mod:`.prepull` — the image pre-puller DaemonSet;
 - :mod:`.buildjob` — image builds as Kaniko Jobs;
 - :mod:`.quota` — a team's quota usage, and quota refusals in its words
-  (amounts written canonically and said for people by :mod:`.amounts`).
+  (amounts written canonically and said for people by :mod:`.amounts`);
+- :mod:`.tlsbuffers` — TLS read buffers sized for many quiet connections.
 
 Nothing is re-exported here, so that importing one part (the CLI's `--help`)
 does not import aiohttp and the `kubernetes` package with it.

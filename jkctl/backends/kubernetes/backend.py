@@ -54,6 +54,7 @@ from jkctl.kube.podwatch import (
 )
 from jkctl.kube.quota import TeamUsage, team_usage
 from jkctl.kube.resources import PODS, SECRETS
+from jkctl.kube.tlsbuffers import use_small_tls_read_buffers
 
 from . import inventory, manifests
 from .kernel import KernelContext, KubeKernel
@@ -114,6 +115,9 @@ class KubernetesBackend(Backend):
     # -- Backend ------------------------------------------------------------------------
 
     async def open(self) -> None:
+        # Four TLS connections per kernel: asyncio's 256 KiB read buffer each was
+        # most of the daemon's memory per kernel (see jkctl.kube.tlsbuffers).
+        use_small_tls_read_buffers()
         self._kube = await self._stack.enter_async_context(KubeClient(self._login()))
         self._namespace = self._settings.namespace or self._kube.namespace
         await require_access(self._kube, REQUIRED_ACCESS, namespace=self._namespace)

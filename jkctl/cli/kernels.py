@@ -75,7 +75,8 @@ def list_(
         return
     rows = listing["kernels"]
     if not rows:
-        _note("no kernels" + ("" if all_namespaces else " (-A looks in every namespace)") + ".")
+        elsewhere = listing.get("backend") == "kubernetes" and not all_namespaces
+        _note("no kernels" + (" (-A looks in every namespace)" if elsewhere else "") + ".")
     else:
         _table(rows, namespaces=all_namespaces)
     team = listing.get("team")

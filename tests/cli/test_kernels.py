@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -274,3 +275,19 @@ def test_without_a_daemon_the_cluster_answers_and_stop_works_there(setup: Setup)
     assert rest.returncode == 0, rest.stderr
     assert rest.stdout == f"stopped {setup.kernel_ids[1][:8]}\n"
     setup.namespace.wait_empty()
+
+
+def test_with_nothing_configured_there_are_no_kernels_and_no_namespaces_to_suggest(
+    tmp_path: Path,
+) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "jkctl", "kernels", "list"],
+        capture_output=True,
+        text=True,
+        env=isolated_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == ""
+    assert listed.stderr.splitlines()[-1] == "jkctl: no kernels."

@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 
 from jkctl.backends.base import Backend, KernelHandle
-from jkctl.errors import ConfigError, JkctlError, KernelNotFound, UsageError
+from jkctl.errors import ConfigError, JkctlError, KernelNotFound, QuotaExceeded, UsageError
 from jkctl.kernels.ids import resolve_kernel_id
 from jkctl.kernels.kernel import Kernel
 from jkctl.kernels.pool import WarmPool
@@ -95,7 +95,14 @@ class KernelManager:
         launch_env = validate_launch_env(env)
         if self.backend.pool_can_serve(launch_env) and (kernel := await self._from_pool(spec)):
             return kernel
-        kernel = await self._launch(spec, launch_env)
+        try:
+            kernel = await self._launch(spec, launch_env)
+        except QuotaExceeded:
+            # Kernels waiting in the warm pool hold part of the team's quota; a user's
+            # kernel comes first.
+            if not await self.pool.release_one(keep=spec.name):
+                raise
+            kernel = await self._launch(spec, launch_env)
         self._kernels[kernel.id] = kernel
         await kernel.start()
         return kernel

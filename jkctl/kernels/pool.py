@@ -97,6 +97,27 @@ class WarmPool:
                 return kernel
         return None
 
+    async def release_one(self, *, keep: str | None = None) -> bool:
+        """Shut down one ready pooled kernel (of another kernelspec than ``keep`` if there is
+        one) to free what it holds of the team's quota for a user's kernel. Its place is not
+        refilled now: the next change refills it, when the quota allows. False if the pool
+        held no ready kernel."""
+        names = sorted(self._ready, key=lambda name: name == keep)
+        for name in names:
+            if self._ready[name]:
+                kernel = self._ready[name].pop()
+                logger.info(
+                    "kernel %s: stopped from the warm pool of %s to make room in the quota",
+                    kernel.id,
+                    name,
+                )
+                try:
+                    await kernel.shutdown(now=True)
+                except JkctlError as error:
+                    logger.warning("kernel %s: stopping it failed: %s", kernel.id, error)
+                return True
+        return False
+
     def forget(self, kernel: Kernel) -> None:
         """A kernel is gone (died, or shut down): if it was pooled, it leaves the pool."""
         ready = self._ready.get(kernel.name)

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from jkctl import paths
+from jkctl.backends.base import LaunchSpec
 from jkctl.backends.local import LocalBackend, LocalKernel
-from jkctl.errors import ConfigError
+from jkctl.errors import ConfigError, QuotaExceeded
 from jkctl.kernels.kernel import Kernel
 from jkctl.kernels.manager import KernelManager
 from jkctl.kernels.settings import KernelSettings
@@ -31,6 +32,17 @@ class Outliving(LocalBackend):
     """Local kernels, but the manager is told they may outlive the daemon."""
 
     kernels_outlive_daemon = True
+
+
+class TwoKernelQuota(LocalBackend):
+    """Local kernels under a team quota of two, refused at launch as Kubernetes refuses pods."""
+
+    async def launch(
+        self, spec: LaunchSpec, *, kernel_id: str, env: Any, pooled: bool = False
+    ) -> LocalKernel:
+        if len(self._kernels) >= 2:
+            raise QuotaExceeded("team t has 2 of 2 kernels in use; this kernel asks for 1")
+        return await super().launch(spec, kernel_id=kernel_id, env=env, pooled=pooled)
 
 
 def manager_with_pool(tmp_path: Path, size: int, *, backend: LocalBackend | None = None) -> Any:
@@ -153,5 +165,28 @@ async def test_a_pool_for_an_unknown_kernelspec_is_a_configuration_error(tmp_pat
     try:
         with pytest.raises(ConfigError, match="no-such-kernel"):
             await manager.open()
+    finally:
+        await manager.aclose(stop_kernels=True)
+
+
+async def test_pooled_kernels_make_room_in_the_quota_for_a_users_kernel(tmp_path: Path) -> None:
+    backend = TwoKernelQuota(runtime_dir=tmp_path / "runtime")
+    manager = manager_with_pool(tmp_path, 1, backend=backend)
+    try:
+        await manager.open()
+        async with asyncio.timeout(WAIT):
+            await manager.pool.wait_full()
+        first = await manager.start_kernel(name="python3")  # from the pool
+        async with asyncio.timeout(WAIT):
+            await manager.pool.wait_full()  # the quota is full now: one kernel, one pooled
+        (waiting,) = pooled(manager)
+        # A kernel of its own (launch variables): no room, until the pooled one goes.
+        own = await manager.start_kernel(name="python3", env={"KERNEL_USERNAME": "ada"})
+        assert {k.id for k in manager.list()} == {first.id, own.id}
+        assert waiting not in pooled(manager)
+        assert waiting not in {k.kernel_id for k in backend._kernels.values()}
+        # With nothing left in the pool to give way, the team's quota is said as it is.
+        with pytest.raises(QuotaExceeded, match="team t has 2 of 2 kernels in use"):
+            await manager.start_kernel(name="python3", env={"KERNEL_USERNAME": "bob"})
     finally:
         await manager.aclose(stop_kernels=True)

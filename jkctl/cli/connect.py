@@ -68,6 +68,14 @@ _START_TIMEOUT = 60.0
     metavar="KERNELSPEC=SIZE",
     help="Keep SIZE kernels of KERNELSPEC started ahead of time (repeatable; default none).",
 )
+@click.option(
+    "--node-wait",
+    "node_wait",
+    default=None,
+    metavar="DURATION",
+    help="On clusters that add nodes on demand: how long a kernel that no node fits waits "
+    "for one (e.g. 10m; default: it fails at once).",
+)
 @click.option("--lab", is_flag=True, help="Then start JupyterLab wired to the daemon.")
 def connect(
     *,
@@ -79,6 +87,7 @@ def connect(
     namespace: str | None,
     kubeconfig: str | None,
     warm_pool: tuple[str, ...],
+    node_wait: str | None,
     lab: bool,
 ) -> None:
     """Start the jkctl daemon and print the `jupyter lab` line that uses it."""
@@ -96,6 +105,7 @@ def connect(
             "namespace": namespace,
             "kubeconfig": kubeconfig,
             "warm_pool": warm_pool,
+            "node_wait": node_wait,
         }
     )
     files = StateFiles(dir=settings.state_dir)

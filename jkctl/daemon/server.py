@@ -130,6 +130,7 @@ def _kube_settings(settings: DaemonSettings, files: StateFiles) -> KubeBackendSe
         owner=_login_name(),
         runtime_dir=files.runtime_dir,
         lease_seconds=settings.lease_seconds,
+        node_wait=settings.node_wait,
     )
 
 

@@ -21,6 +21,7 @@ cull_idle_timeout          JKCTL_CULL_IDLE_TIMEOUT  cull_idle_timeout (duration)
 cull_disconnected_timeout  JKCTL_CULL_DISCONNE...   cull_disconnected_timeout
 cull_interval              JKCTL_CULL_INTERVAL      cull_interval (duration)
 warm_pool                  JKCTL_WARM_POOL          warm_pool (name: size map)
+node_wait                  JKCTL_NODE_WAIT          node_wait (duration)
 =========================  =======================  ============================
 
 Culling (:mod:`jkctl.kernels.culler`): an idle kernel with no client connected
@@ -31,6 +32,12 @@ pod's lease); one with a client connected after ``cull_idle_timeout``
 ``warm_pool`` keeps kernels of a kernelspec started ahead of time
 (:mod:`jkctl.kernels.pool`); off unless given, as ``python3=2,r=1`` in the
 environment and ``--warm-pool python3=2`` (repeatable) on the command line.
+
+``node_wait`` (default 0) is for clusters that add nodes on demand
+(cluster-autoscaler, Karpenter; GPU pools that scale from zero): a kernel whose
+pod no node fits waits that long for one to be added, shown as pending, instead
+of failing at once; its start may take that much longer than
+``kernel_start_timeout``.
 
 ``kubeconfig`` follows kubectl: ``--kubeconfig``, else ``KUBECONFIG``. For the
 Kubernetes backend, the context and namespace are resolved here from the
@@ -83,10 +90,13 @@ class DaemonSettings:
     cull_interval: float = 60.0
     #: Kernels kept started ahead of time, per kernelspec: ((name, size), ...).
     warm_pool: tuple[tuple[str, int], ...] = ()
+    #: Seconds a pod no node fits waits for one to be added (0: it fails at once).
+    node_wait: float = 0.0
 
     def kernel_settings(self) -> KernelSettings:
         return KernelSettings(
-            start_timeout=self.kernel_start_timeout,
+            # Waiting for a node to be added is part of a start, not a stalled one.
+            start_timeout=self.kernel_start_timeout + self.node_wait,
             client_queue_limit=self.client_queue_limit,
             warm_pool=self.warm_pool,
         )
@@ -199,6 +209,7 @@ _SOURCES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cull_disconnected_timeout": ("JKCTL_CULL_DISCONNECTED_TIMEOUT", parse_duration),
     "cull_interval": ("JKCTL_CULL_INTERVAL", _interval),
     "warm_pool": ("JKCTL_WARM_POOL", _pool_sizes),
+    "node_wait": ("JKCTL_NODE_WAIT", parse_duration),
 }
 
 

@@ -144,3 +144,15 @@ def test_the_warm_pool_is_off_unless_given(tmp_path: Path) -> None:
     for bad in ("python3", "python3=-1", "python3=many", "=2"):
         with pytest.raises(ConfigError, match="--warm-pool"):
             resolve_settings(flags={"warm_pool": (bad,)}, env=env)
+
+
+def test_waiting_for_a_node_is_off_unless_given_and_lengthens_the_start(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    settings = resolve_settings(flags={}, env=env)
+    assert settings.node_wait == 0
+    assert settings.kernel_settings().start_timeout == settings.kernel_start_timeout
+    settings = resolve_settings(flags={"node_wait": "10m"}, env={**env, "JKCTL_NODE_WAIT": "1m"})
+    assert settings.node_wait == 600
+    assert settings.kernel_settings().start_timeout == settings.kernel_start_timeout + 600
+    with pytest.raises(ConfigError, match="JKCTL_NODE_WAIT"):
+        resolve_settings(flags={}, env={**env, "JKCTL_NODE_WAIT": "soon"})

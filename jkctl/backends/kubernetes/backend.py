@@ -358,6 +358,7 @@ class KubernetesBackend(Backend):
             on_gone=self._forget,
             delete_timeout=self._settings.delete_timeout,
             log_tail_lines=self._settings.log_tail_lines,
+            node_wait=self._settings.node_wait,
         )
         kernel = KubeKernel(
             context,

@@ -55,6 +55,7 @@ from jkctl.backends.base import (
     Placement,
     Running,
 )
+from jkctl.durations import say_duration
 from jkctl.errors import (
     JkctlError,
     KernelError,
@@ -71,7 +72,7 @@ from jkctl.kube.resources import PODS, SECRETS
 from jkctl.kube.tunnel import Tunnel
 
 from . import inventory, manifests
-from .podfacts import Outlook, judge
+from .podfacts import Outlook, Verdict, judge
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class KernelContext:
     log_tail_lines: int
     #: The grace period for pods deleted to be replaced.
     replace_grace: int = 1
+    #: How long a pod no node fits waits for one to be added (0: it fails at once).
+    node_wait: float = 0.0
 
 
 class KubeKernel(KernelHandle):
@@ -135,6 +138,8 @@ class KubeKernel(KernelHandle):
         self._failed = False
         #: The daemon is deleting the current pod: its going is no failure.
         self._deleting = False
+        #: Since when (monotonic) no node fits the current pod; None: one does.
+        self._unschedulable_since: float | None = None
         self._pod_gone = asyncio.Event()
         self._timeline: dict[str, float] = {}
 
@@ -289,7 +294,7 @@ class KubeKernel(KernelHandle):
         if self._deleting:
             return
         self._note_timeline(pod)
-        verdict = judge(pod)
+        verdict = self._judge(pod)
         if verdict.outlook is Outlook.RUNNING:
             self._pending_reason = None
             if not self._running_reported:
@@ -315,6 +320,39 @@ class KubeKernel(KernelHandle):
                 self._emit(
                     Died(incarnation=self._incarnation, reason=verdict.reason, hint=verdict.hint)
                 )
+
+    def _judge(self, pod: PodState) -> Verdict:
+        verdict = judge(pod)
+        if verdict.unschedulable and self._context.node_wait > 0:
+            return self._waiting_for_node(pod, verdict)
+        self._unschedulable_since = None
+        return verdict
+
+    def _waiting_for_node(self, pod: PodState, unschedulable: Verdict) -> Verdict:
+        """No node fits the pod, on a cluster that may add one (cluster-autoscaler,
+        Karpenter): pending for ``node_wait``, then the failure it is."""
+        wait = self._context.node_wait
+        now = time.monotonic()
+        if self._unschedulable_since is None:
+            self._unschedulable_since = now
+            self._context.spawn(self._node_deadline(pod.name), f"waiting for a node for {pod.name}")
+        if now - self._unschedulable_since < wait:
+            return Verdict(
+                outlook=Outlook.PENDING,
+                reason=f"waiting up to {say_duration(wait)} for a node to be added "
+                f"({pod.unschedulable})",
+            )
+        return Verdict(
+            outlook=Outlook.FAILED,
+            reason=f"{unschedulable.reason} No node was added for it within {say_duration(wait)}.",
+            hint=unschedulable.hint,
+        )
+
+    async def _node_deadline(self, pod_name: str) -> None:
+        """When the wait for a node is over, judge the pod again (no event may come)."""
+        await asyncio.sleep(self._context.node_wait)
+        if not self._closed and self.pod_name == pod_name and self.pod_state is not None:
+            self.observe(self.pod_state)
 
     def observe_deleted(self, pod: PodState) -> None:
         """One of this kernel's pods is gone from the API."""
@@ -448,6 +486,7 @@ class KubeKernel(KernelHandle):
         self.pod_state = None
         self._failed = False
         self._pending_reason = None
+        self._unschedulable_since = None
         pod = replacement_pod(current.raw, name=self.pod_name, generation=self.generation)
         secret = manifests.secret_manifest(
             name=self.pod_name,

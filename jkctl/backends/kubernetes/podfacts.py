@@ -52,6 +52,8 @@ class Verdict:
     needs_logs: bool = False
     #: For FAILED, what the user can do about it, when it is not in the kernel's log.
     hint: str = ""
+    #: FAILED because no node fits the pod now (one may yet be added).
+    unschedulable: bool = False
 
 
 def judge(pod: PodState) -> Verdict:  # noqa: PLR0911 -- one return per state
@@ -69,6 +71,7 @@ def judge(pod: PodState) -> Verdict:  # noqa: PLR0911 -- one return per state
             reason=f"Kubernetes cannot schedule its pod {pod.name}: {scheduler}",
             hint="Start a smaller kernel (`jkctl kernelspecs list` shows the sizes), "
             "or ask the cluster's admins for room.",
+            unschedulable=True,
         )
     if kernel is None:
         return Verdict(outlook=Outlook.PENDING, reason="waiting for Kubernetes")

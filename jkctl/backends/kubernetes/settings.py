@@ -36,6 +36,9 @@ class KubeBackendSettings:
     delete_timeout: float = 30.0
     #: Log lines quoted when a kernel's container crashes (the last 5 in the error).
     log_tail_lines: int = 20
+    #: How long a pod no node fits waits for one to be added (clusters that scale their
+    #: nodes); 0: it fails at once.
+    node_wait: float = 0.0
 
     @property
     def renew_interval(self) -> float:

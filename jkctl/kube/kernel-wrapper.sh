@@ -1,7 +1,8 @@
-# jkctl's kernel wrapper, run by the kernel pod as `sh -c <this> jkctl-kernel ARGV...`.
+# jkctl's kernel wrapper, run by the kernel pod as
+# `sh -c <this> jkctl-kernel CONNECTION_FILE KEEPER_SOURCE ARGV...`.
 #
-# It runs the kernelspec's own argv ("$@") and adds the two things a pod cannot
-# get from a stock image:
+# It runs the kernelspec's own argv ("$@") and adds the three things a pod
+# cannot get from a stock image:
 #
 # - A lease. The daemon keeps changing the annotation jkctl.io/lease-renewed;
 #   the downward API shows annotations live in $JKCTL_PODINFO/annotations. If
@@ -13,13 +14,24 @@
 #   or `exit()` in a cell): start it again under the same pod, ports and key,
 #   as Jupyter's restarter would. Any other exit ends the container with the
 #   kernel's status, so Kubernetes and the daemon see the crash.
+# - Output that survives a tunnel drop. If the image has a Python with pyzmq,
+#   the output keeper (KEEPER_SOURCE, jkctl/kube/output_keeper.py) serves the
+#   kernel's iopub port, keeping and numbering what the kernel publishes so a
+#   reconnecting daemon misses nothing; the kernel gets a rewritten connection
+#   file that points its iopub at the keeper. The keeper outlives in-place
+#   restarts and ends with the wrapper. If it cannot start, the kernel runs
+#   exactly as it would without it.
 #
 # POSIX sh only: it must run in any image that can run a kernel.
 
 podinfo="${JKCTL_PODINFO:-/var/run/jkctl/podinfo}"
 interval="${JKCTL_LEASE_CHECK_SECONDS:-10}"
+connection_file="$1"
+keeper_source="$2"
+shift 2
 kernel=""
 watchdog=""
+keeper=""
 
 annotation() {
     # The downward API writes one `key="value"` line per annotation.
@@ -32,8 +44,45 @@ stop() {
         kill -TERM "$kernel" 2>/dev/null
         wait "$kernel" 2>/dev/null
     fi
+    stop_keeper
     exit 143
 }
+
+stop_keeper() {
+    if [ -n "$keeper" ]; then
+        kill -TERM "$keeper" 2>/dev/null
+        wait "$keeper" 2>/dev/null
+        keeper=""
+        rm -f "$rewritten" 2>/dev/null
+    fi
+}
+
+start_keeper() {
+    # Starts the keeper and waits (a few seconds at most) for the connection file
+    # it rewrites, $rewritten; fails, leaving no keeper, if anything is amiss.
+    [ -r "$connection_file" ] || return 1
+    py=""
+    for candidate in python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1; then
+            py="$candidate"
+            break
+        fi
+    done
+    [ -n "$py" ] || return 1
+    rewritten="${TMPDIR:-/tmp}/jkctl-connection-$$.json"
+    rm -f "$rewritten" 2>/dev/null
+    "$py" -c "$keeper_source" "$connection_file" "$rewritten" &
+    keeper=$!
+    deadline=$(($(date +%s) + 10))
+    while [ ! -s "$rewritten" ]; do
+        if ! kill -0 "$keeper" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
+            stop_keeper
+            return 1
+        fi
+        sleep 0.02 2>/dev/null || sleep 1
+    done
+}
+
 trap stop TERM INT HUP
 
 lapsed_marker="${TMPDIR:-/tmp}/jkctl-lease-lapsed.$$"
@@ -63,6 +112,25 @@ watch_lease() {
     done
 }
 
+if start_keeper; then
+    # The kernel's argv with the connection file replaced by the rewritten one.
+    count=$#
+    replaced=""
+    for arg; do
+        if [ "$arg" = "$connection_file" ]; then
+            arg="$rewritten"
+            replaced=yes
+        fi
+        set -- "$@" "$arg"
+    done
+    shift "$count"
+    if [ -z "$replaced" ]; then
+        # The argv names the file in some other way: the kernel would bind the
+        # iopub port the keeper serves. Without the keeper, then.
+        stop_keeper
+    fi
+fi
+
 quick_exits=0
 while :; do
     started=$(date +%s)
@@ -77,9 +145,13 @@ while :; do
     kernel=""
     if [ -e "$lapsed_marker" ]; then
         rm -f "$lapsed_marker"
+        stop_keeper
         exit 0
     fi
-    [ "$status" -eq 0 ] || exit "$status"
+    if [ "$status" -ne 0 ]; then
+        stop_keeper
+        exit "$status"
+    fi
     if [ $(($(date +%s) - started)) -lt 3 ]; then
         quick_exits=$((quick_exits + 1))
     else
@@ -87,6 +159,7 @@ while :; do
     fi
     if [ "$quick_exits" -ge 5 ]; then
         echo "jkctl: the kernel keeps exiting at once; giving up" >&2
+        stop_keeper
         exit 1
     fi
     echo "jkctl: the kernel exited cleanly; starting it again" >&2

@@ -339,7 +339,13 @@ def _check_jkctl_contract(
 
 
 def kernel_command(argv: Sequence[str], *, connection_file: str) -> list[str]:
-    """The container command: the lease-and-restart wrapper around the kernelspec's argv."""
-    wrapper = resources.files("jkctl.kube").joinpath("kernel-wrapper.sh").read_text()
+    """The container command: the lease-and-restart wrapper around the kernelspec's argv.
+
+    The wrapper also gets the connection file's path and the output keeper's source
+    (run with the image's Python, if it has pyzmq). Both travel in the command rather
+    than in env, so a custom pod template cannot lose them."""
+    package = resources.files("jkctl.kube")
+    wrapper = package.joinpath("kernel-wrapper.sh").read_text()
+    keeper = package.joinpath("output_keeper.py").read_text()
     kernel_argv = [part.replace("{connection_file}", connection_file) for part in argv]
-    return ["/bin/sh", "-c", wrapper, "jkctl-kernel", *kernel_argv]
+    return ["/bin/sh", "-c", wrapper, "jkctl-kernel", connection_file, keeper, *kernel_argv]

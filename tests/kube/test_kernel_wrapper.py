@@ -7,8 +7,10 @@ downward API's annotations file simulated in a temporary directory.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 from jkctl.kube.podtemplate import kernel_command
 
@@ -45,11 +48,19 @@ def podinfo(tmp_path: Path) -> Path:
     return folder
 
 
-def start(podinfo: Path, argv: list[str], *, interval: str = "0.1") -> subprocess.Popen[str]:
-    command = kernel_command(argv, connection_file="/unused")
+def start(
+    podinfo: Path,
+    argv: list[str],
+    *,
+    interval: str = "0.1",
+    connection_file: str = "/unused",
+    path: str | None = None,
+) -> subprocess.Popen[str]:
+    command = kernel_command(argv, connection_file=connection_file)
     command[0] = SHELL
     env = {
         **os.environ,
+        **({"PATH": path} if path is not None else {}),
         "JKCTL_PODINFO": str(podinfo),
         "JKCTL_LEASE_CHECK_SECONDS": interval,
         "TMPDIR": str(podinfo),
@@ -209,3 +220,95 @@ def test_sigterm_reaches_the_kernel(
     wrapper.wait(timeout=10)
     assert wrapper.returncode == 143
     assert got_term.exists()
+
+
+# -- the output keeper ---------------------------------------------------------------
+
+#: A stand-in kernel: publishes numbered lines on its connection file's iopub port.
+PUBLISHER = """
+import json, sys, time, zmq
+info = json.load(open(sys.argv[1]))
+pub = zmq.Context().socket(zmq.PUB)
+pub.bind(f"tcp://127.0.0.1:{info['iopub_port']}")
+i = 0
+while True:
+    i += 1
+    pub.send_multipart([b"stream", b"<IDS|MSG>", str(i).encode()])
+    time.sleep(0.01)
+"""
+
+
+def connection_json(tmp_path: Path) -> tuple[Path, int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    path = tmp_path / "connection.json"
+    path.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1", "iopub_port": port}))
+    return path, port
+
+
+def test_the_keeper_serves_the_kernels_iopub_and_ends_with_the_wrapper(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    connection, port = connection_json(tmp_path)
+    wrapper = start(
+        podinfo,
+        [sys.executable, "-c", PUBLISHER, str(connection)],
+        connection_file=str(connection),
+        path=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    processes.append(wrapper)
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.SUBSCRIBE, b"jkctl-resume:live")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        numbered = []
+        deadline = time.monotonic() + 15
+        while len(numbered) < 5:
+            assert time.monotonic() < deadline, "no numbered output through the keeper"
+            if sub.poll(100):
+                frames = sub.recv_multipart()
+                if len(frames) > 2:
+                    assert frames[0].startswith(b"jkctl-seq:")
+                    numbered.append(int(frames[-1]))
+        assert numbered == list(range(numbered[0], numbered[0] + 5))
+    finally:
+        sub.close()
+        context.term()
+    group = os.getpgid(wrapper.pid)
+    wrapper.terminate()
+    wrapper.wait(timeout=15)
+    wait_for(lambda: not [pid for pid in _pids() if _pgid(pid) == group])
+
+
+def test_without_pyzmq_the_kernel_gets_the_connection_file_as_it_is(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    connection, port = connection_json(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("python3", "python"):
+        (fake / name).write_text("#!/bin/sh\nexit 3\n")  # as the keeper does without zmq
+        (fake / name).chmod(0o755)
+    wrapper = start(
+        podinfo,
+        [sys.executable, "-c", PUBLISHER, str(connection)],
+        connection_file=str(connection),
+        path=f"{fake}:{os.environ['PATH']}",
+    )
+    processes.append(wrapper)
+    # No keeper could start, so only the kernel can be listening on the iopub port:
+    # it was given the connection file as it is.
+    deadline = time.monotonic() + 15
+    while not _listening(port):
+        assert time.monotonic() < deadline, "the kernel did not bind the original iopub port"
+        assert wrapper.poll() is None
+        time.sleep(0.05)
+
+
+def _listening(port: int) -> bool:
+    listening = Path("/proc/net/tcp").read_text()
+    return f":{port:04X} 00000000:0000 0A" in listening

@@ -7,9 +7,10 @@ websockets stay open throughout; what a drop can cost is what the kernel
 sent meanwhile, because a kernel's sockets drop messages for a peer that is
 not connected:
 
-- **output** (iopub) published during the gap is gone. If a cell was
-  running, its clients are told, on its stderr, how long the connection was
-  interrupted, so that a gap in its output is never silent;
+- **output** (iopub) published during the gap is gone, unless the pod keeps
+  it (below). If a cell was running, its clients are told, on its stderr,
+  how long the connection was interrupted, so that a gap in its output is
+  never silent;
 - a **reply** sent during the gap is gone, and its client would wait for it
   for ever (a notebook cell stuck at ``[*]``). So once the link is back,
   the daemon sends a ``kernel_info_request`` on shell: a kernel handles
@@ -22,12 +23,14 @@ not connected:
   subscription reaches the kernel, losing its output: clients' shell
   requests are held from the drop until iopub is seen flowing again.
 
-Making the output loss zero needs a buffer on the far side of the tunnel,
-in the pod: a small relay beside the kernel that numbers iopub messages and
-replays those a reconnecting daemon missed (and keeps replies until they are
-taken). The kernel wrapper would start it; it needs Python and pyzmq in the
-image, which every image running ipykernel has but not every R image. This
-module is what the daemon alone can do.
+Output is kept on the far side of the tunnel when the image allows: the
+kernel wrapper starts an output keeper beside the kernel (it needs Python
+and pyzmq in the image, which every image running ipykernel has but not
+every R image) that numbers iopub messages and replays those a reconnecting
+daemon missed (:mod:`jkctl.kernels.keeper`). With a keeper, clients are
+told of lost output only if some really was lost (its ring overflowed),
+once the keeper has replayed what it had. Replies are not kept: a reply
+lost in a drop is answered as below, with or without a keeper.
 
 One task per kernel at most (the recovery after a reconnect), owned here:
 a new drop cancels it, and :meth:`KernelLink.aclose` cancels and awaits it.
@@ -62,6 +65,9 @@ class KernelLink:
         self.drops = 0
         self.last_gap: float | None = None
         self._busy_at_drop: bytes | None = None
+        #: With an output keeper: the relay's count of lost output at the drop, until
+        #: the keeper's replay settles what the drop cost.
+        self._lost_before: int | None = None
         self._recovery: asyncio.Task[None] | None = None
 
     def changed(self, up: bool) -> None:
@@ -70,6 +76,7 @@ class KernelLink:
         if not kernel.serving:
             # Starting, restarting or stopping: a drop then is the kernel's own doing.
             self.down_since = None
+            self._lost_before = None
             return
         now = time.time()
         if not up:
@@ -77,6 +84,8 @@ class KernelLink:
                 self.down_since = now
                 self.drops += 1
                 self._busy_at_drop = kernel.busy_parent
+                if kernel.relay.keeps_output and self._lost_before is None:
+                    self._lost_before = kernel.relay.output_lost
                 self._cancel_recovery()
                 kernel.relay.hold()
                 logger.warning(
@@ -96,21 +105,20 @@ class KernelLink:
             gap * 1000,
         )
         parent = self._busy_at_drop or kernel.busy_parent
-        if parent is not None:
-            kernel.relay.notice(
-                f"[jkctl] The connection to the kernel was interrupted for {gap:.1f} s while "
-                "this ran; output the kernel sent in that time is lost.\n",
-                parent=parent,
-            )
+        if parent is not None and self._lost_before is None:
+            kernel.relay.notice(_lost_output(gap), parent=parent)
         self._cancel_recovery()
-        self._recovery = asyncio.create_task(self._recover(), name=f"kernel-{kernel.id}-recover")
+        self._recovery = asyncio.create_task(
+            self._recover(parent, gap), name=f"kernel-{kernel.id}-recover"
+        )
 
-    async def _recover(self) -> None:
+    async def _recover(self, parent: bytes | None, gap: float) -> None:
         """Answer, for the kernel, the requests whose replies the drop lost."""
         kernel = self._kernel
         lost = kernel.relay.find_lost_requests("shell")
         try:
             await kernel.relay.confirm_iopub()
+            self._settle_output(parent, gap)
             kernel.relay.release()
             if not lost:
                 return
@@ -130,6 +138,20 @@ class KernelLink:
                 answered,
             )
 
+    def _settle_output(self, parent: bytes | None, gap: float) -> None:
+        """With a keeper, after its replay: tell clients only of output really lost."""
+        if self._lost_before is None:
+            return
+        relay = self._kernel.relay
+        lost = max(0, relay.output_lost - self._lost_before)
+        self._lost_before = None
+        if not relay.keeper_synced:
+            logger.warning("kernel %s: its output keeper did not resume", self._kernel.id)
+        elif not lost:
+            return
+        if parent is not None:
+            relay.notice(_lost_output(gap, lost), parent=parent)
+
     def _cancel_recovery(self) -> None:
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()
@@ -139,6 +161,19 @@ class KernelLink:
         if recovery is not None and recovery is not asyncio.current_task():
             recovery.cancel()
             await asyncio.wait([recovery])
+
+
+def _lost_output(gap: float, messages: int = 0) -> str:
+    what = (
+        f"{messages} output message{'s' if messages != 1 else ''} the kernel sent in that "
+        f"time {'were' if messages != 1 else 'was'} lost (more than the pod could keep)"
+        if messages
+        else "output the kernel sent in that time is lost"
+    )
+    return (
+        f"[jkctl] The connection to the kernel was interrupted for {gap:.1f} s while "
+        f"this ran; {what}.\n"
+    )
 
 
 def _pod(kernel: Kernel) -> str:

@@ -30,6 +30,11 @@ the iopub subscription reaches the kernel, and its output would be lost.
 Control and stdin are never held (an interrupt, or the ``input()`` a running
 cell waits for, must get through).
 
+A kernel pod's output keeper (:mod:`jkctl.kernels.keeper`) numbers iopub
+messages: duplicates from its replays are dropped here, gaps counted
+(:attr:`Relay.output_lost`), and at a drop the relay asks it to resume after
+the last message seen, so that with a keeper a drop loses no output.
+
 What this module does not do: decide the kernel's lifecycle (see
 :mod:`jkctl.kernels.manager`) or touch websockets (the daemon does, with the
 frames from :meth:`Client.outbox`).
@@ -50,6 +55,7 @@ from jupyter_client.session import DELIM, Session
 from jkctl.backends.base import ConnectionInfo
 from jkctl.errors import KernelError
 from jkctl.kernels import wire
+from jkctl.kernels.keeper import SEQ, Numbering
 from jkctl.kernels.outbox import SHEDDABLE, Frame, Outbox, Shed
 from jkctl.kernels.sockets import CLIENT_CHANNELS, KernelSockets
 
@@ -59,6 +65,8 @@ logger = logging.getLogger(__name__)
 _COPY_BELOW = 4096
 #: How long :meth:`Relay.confirm_iopub` waits for iopub before it probes again.
 _IOPUB_PROBE = 0.5
+#: How long it waits for an output keeper's sync before it probes as without one.
+_KEEPER_SYNC = 5.0
 
 
 class KernelMessage:
@@ -160,6 +168,9 @@ class Relay:
         #: Clients' shell messages kept back while the link recovers (None: not holding).
         self._held: list[list[bytes] | list[wire.Buffer]] | None = None
         self._iopub_seen = asyncio.Event()
+        self._numbering = Numbering()
+        #: A sync answering the resume topic came (since the sockets opened, or hold()).
+        self._synced = asyncio.Event()
         self._closed = False
 
     # -- connection -----------------------------------------------------------
@@ -183,6 +194,8 @@ class Relay:
             username="jkctl",
         )
         self._iopub_seen.clear()
+        self._numbering = Numbering()
+        self._synced.clear()
         self._linked.clear()
         self._link_up = False
         self._sockets = KernelSockets(
@@ -338,11 +351,36 @@ class Relay:
             if self._on_link is not None:
                 self._on_link(now_up)
 
+    @property
+    def keeps_output(self) -> bool:
+        """Whether an output keeper numbers this kernel's iopub (a drop then loses none)."""
+        return self._numbering.keeper is not None
+
+    @property
+    def output_lost(self) -> int:
+        """iopub messages known lost (gaps in a keeper's numbers) since the sockets opened."""
+        return self._numbering.lost
+
+    @property
+    def keeper_synced(self) -> bool:
+        """Whether the keeper answered the resume topic since :meth:`hold`."""
+        return self._synced.is_set()
+
     def hold(self) -> None:
         """Keep clients' shell messages back until :meth:`release` (the link dropped)."""
         if self._held is None:
             self._held = []
         self._iopub_seen.clear()
+        self._synced.clear()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Subscribe to the keeper's topic resuming after the last message seen."""
+        numbering = self._numbering
+        topic = numbering.resume_topic()
+        if self._sockets is not None and topic != numbering.topic:
+            self._sockets.resubscribe(numbering.topic, topic)
+            numbering.topic = topic
 
     def release(self) -> None:
         """Send the held shell messages, in order, and stop holding."""
@@ -354,7 +392,16 @@ class Relay:
         """Until an iopub message arrives (since :meth:`hold`): the subscription reached
         the kernel. A ``kernel_info_request`` on control makes the kernel publish its
         status even while a cell runs; it is sent again every half second, for one sent
-        before the connection was whole may be lost."""
+        before the connection was whole may be lost.
+
+        With an output keeper, until its sync: it has replayed what was missed."""
+        if self.keeps_output:
+            try:
+                async with asyncio.timeout(_KEEPER_SYNC):
+                    await self._synced.wait()
+                return
+            except TimeoutError:
+                logger.warning("kernel %s: no sync from its output keeper", self.kernel_id)
         while not self._iopub_seen.is_set():
             probe = asyncio.ensure_future(self.request("control", "kernel_info_request"))
             try:
@@ -435,6 +482,10 @@ class Relay:
         self._sockets.send(channel, [DELIM, self._session.sign(parts[:4]), *parts])
 
     def _from_kernel(self, channel: str, frames: list[zmq.Frame]) -> None:
+        if channel == "iopub" and frames[0].bytes.startswith(SEQ):
+            frames = self._numbered(frames)
+            if not frames:
+                return
         start = next(
             (i + 1 for i, f in enumerate(frames) if len(f) == len(DELIM) and f.bytes == DELIM),
             None,
@@ -497,6 +548,21 @@ class Relay:
             waiter.deliver(message)
         elif not waiter.done():
             waiter.set_result(message)
+
+    def _numbered(self, frames: list[zmq.Frame]) -> list[zmq.Frame]:
+        """A keeper's message without its number; none for a duplicate or a sync."""
+        tag = frames[0].bytes
+        try:
+            if len(frames) == 2:
+                if self._numbering.sync(tag, frames[1].bytes):
+                    self._synced.set()
+                    self._iopub_seen.set()  # the subscription reached the keeper
+                    self._resume()  # from live to "after n", should the next drop be silent
+                return []
+            return frames[1:] if self._numbering.message(tag) else []
+        except ValueError:
+            logger.warning("kernel %s: dropped an iopub message with a bad number", self.kernel_id)
+            return []
 
     def _fan_out(self, message: KernelMessage) -> None:
         for client in self._clients:

@@ -45,6 +45,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from jkctl.backends.base import ConnectionInfo
 from jkctl.errors import KernelError
+from jkctl.kernels.keeper import LIVE
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class KernelSockets:
                 if channel == "iopub":
                     sock = self._context.socket(zmq.SUB)
                     sock.setsockopt(zmq.SUBSCRIBE, b"")
+                    # What a pod's output keeper waits for (jkctl.kernels.keeper);
+                    # a kernel's own PUB ignores it.
+                    sock.setsockopt(zmq.SUBSCRIBE, LIVE)
                 else:
                     sock = self._context.socket(zmq.DEALER)
                     sock.setsockopt(zmq.ROUTING_ID, self._identity)
@@ -135,6 +139,17 @@ class KernelSockets:
             ) from exc
         if pending and self._loop is not None:
             self._loop.call_soon(self._drain, channel)
+
+    def resubscribe(self, old: bytes, new: bytes) -> None:
+        """Swap one iopub subscription for another (an output keeper's resume topic).
+
+        Unsubscribe first: a keeper stops sending on the one, then replays on the other.
+        Kept by ZeroMQ and sent again on every reconnection."""
+        sock = self._sockets.get("iopub")
+        if sock is None or self._closed or old == new:
+            return
+        sock.setsockopt(zmq.UNSUBSCRIBE, old)
+        sock.setsockopt(zmq.SUBSCRIBE, new)
 
     def _drain(self, channel: str) -> None:
         sock = self._sockets.get(channel)

@@ -200,6 +200,33 @@ async def test_a_cell_running_through_a_tunnel_drop_still_replies(
     await second.close()
 
 
+async def test_a_streaming_cell_loses_no_line_across_a_drop(
+    survivor: Survivor, kubesim: Kubesim, http: aiohttp.ClientSession
+) -> None:
+    """The pod's output keeper kept what the kernel printed while the tunnel was down,
+    and replayed it: every line arrives, once, in order, and no one is told of a loss."""
+    kernel_id = survivor.new_kernel()
+    notebook = await connect(http, survivor.daemon, kernel_id)
+    assert (await notebook.execute("x = 1")).reply.content["status"] == "ok"
+    drops = survivor.drops(kernel_id)
+
+    msg_id = await notebook.send("shell", "execute_request", {"code": streaming_cell(300, 0.01)})
+    notebook.pending.extend(
+        await notebook.receive_until(lambda m: m.msg_type == "stream" and m.parent_id == msg_id)
+    )
+    # The tunnel stays down for a while: the kernel prints on meanwhile.
+    kubesim.refuse_api(1.0)
+    assert kubesim.close_portforwards() >= 4
+
+    result = await notebook.collect(msg_id)
+    assert result.reply.content["status"] == "ok", result.reply.content
+    assert survivor.drops(kernel_id) > drops, "the daemon should have noticed the drop"
+    assert [int(line) for line in result.stdout.split()] == list(range(300))
+    assert result.stderr == ""
+    assert (await notebook.execute("print(x + 1)")).stdout == "2\n"
+    await notebook.close()
+
+
 async def test_a_reply_lost_in_a_long_drop_is_answered_and_no_one_waits_for_ever(
     survivor: Survivor, kubesim: Kubesim, http: aiohttp.ClientSession
 ) -> None:

@@ -53,3 +53,56 @@ def test_only_requests_wait_for_replies() -> None:
     assert client.pending == {"exec-1"}
     relay.detach(client)
     assert relay.pending_count == 0
+
+
+class KeeperSockets(RecordingSockets):
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscriptions: list[tuple[bytes, bytes]] = []
+
+    def resubscribe(self, old: bytes, new: bytes) -> None:
+        self.subscriptions.append((old, new))
+
+
+def test_a_keepers_numbered_output_is_relayed_once_and_resumed_after_a_drop() -> None:
+    seen: list[str] = []
+    relay = Relay(
+        kernel_id="k",
+        context=zmq.Context.instance(),
+        client_queue_limit=1 << 20,
+        on_iopub=lambda message: seen.append(message.msg_id),
+        on_client_message=lambda msg_type: None,
+    )
+    session = Session(key=b"secret")
+    relay._session_or_none = session
+    sockets = KeeperSockets()
+    relay._sockets = sockets  # type: ignore[assignment]
+
+    def numbered(n: int) -> list[zmq.Frame]:
+        msg = session.msg("stream", {"name": "stdout", "text": str(n)})
+        msg["header"]["msg_id"] = f"m{n}"
+        parts = [session.pack(msg[k]) for k in ("header", "parent_header", "metadata")]
+        parts.append(session.pack(msg["content"]))
+        frames = [b"jkctl-seq:K:%d" % n, b"stream.stdout", b"<IDS|MSG>", session.sign(parts)]
+        return [zmq.Frame(f) for f in frames + parts]
+
+    def sync(n: int, topic: bytes) -> list[zmq.Frame]:
+        return [zmq.Frame(b"jkctl-seq:K:%d" % n), zmq.Frame(topic)]
+
+    relay._from_kernel("iopub", sync(0, b"jkctl-resume:live"))
+    assert relay.keeps_output and relay.keeper_synced
+    # Told where it is, the relay resumes from there should the next drop be silent.
+    assert sockets.subscriptions == [(b"jkctl-resume:live", b"jkctl-resume:K:0")]
+    for n in (1, 2, 3):
+        relay._from_kernel("iopub", numbered(n))
+    relay.hold()  # the link dropped
+    assert sockets.subscriptions[-1] == (b"jkctl-resume:K:0", b"jkctl-resume:K:3")
+    assert not relay.keeper_synced
+    for n in (2, 3, 4):  # the keeper's replay, overlapping what came before the drop
+        relay._from_kernel("iopub", numbered(n))
+    relay._from_kernel("iopub", sync(4, b"jkctl-resume:K:3"))
+    assert relay.keeper_synced
+    assert seen == ["m1", "m2", "m3", "m4"]
+    assert relay.output_lost == 0
+    relay._from_kernel("iopub", numbered(9))
+    assert relay.output_lost == 4

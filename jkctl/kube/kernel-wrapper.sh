@@ -61,11 +61,14 @@ start_keeper() {
     # Starts the keeper and waits (a few seconds at most) for the connection file
     # it rewrites, $rewritten; fails, leaving no keeper, if anything is amiss.
     [ -r "$connection_file" ] || return 1
+    # The kernel's own Python first (a conda env's may be the one with pyzmq).
     py=""
+    case "${1##*/}" in
+        python|python3|python3.*) command -v "$1" >/dev/null 2>&1 && py="$1" ;;
+    esac
     for candidate in python3 python; do
-        if command -v "$candidate" >/dev/null 2>&1; then
+        if [ -z "$py" ] && command -v "$candidate" >/dev/null 2>&1; then
             py="$candidate"
-            break
         fi
     done
     [ -n "$py" ] || return 1
@@ -112,7 +115,7 @@ watch_lease() {
     done
 }
 
-if start_keeper; then
+if start_keeper "$@"; then
     # The kernel's argv with the connection file replaced by the rewritten one.
     count=$#
     replaced=""

@@ -13,9 +13,11 @@ once has its reply and its output, as a client sees it. Median and max of
 **iopub lost across a 2-second drop**: a cell prints a numbered line every
 10 ms for 8 s; after 2 s kubesim closes the port-forwards *and* refuses API
 connections for 2 s, so the tunnel cannot be re-opened for that long. Lines
-the client never got are counted, and the client-side gap (from the last
-line before to the first line after) is reported beside the 2 s asked for:
-the tunnel's back-off adds to it.
+the client never got are counted (with the pod's output keeper, which every
+image with Python and pyzmq runs, there should be none), as are lines it got
+twice and the daemon's notices of lost output, and the client-side gap (from
+the last line before to the first line after) is reported beside the 2 s
+asked for: the tunnel's back-off adds to it.
 
 **Abandoned pod**: a daemon with a short lease starts kernels and is
 ``kill -9``-ed; the time until each pod's kernel has ended (phase
@@ -88,6 +90,7 @@ async def stream_across_drop(kubesim: Kubesim, client: KernelClient) -> dict[str
     )
     msg_id = await client.send("shell", "execute_request", {"code": code})
     got: list[tuple[float, int]] = []
+    notices = 0
     dropped = asyncio.get_running_loop().create_future()
 
     async def drop() -> None:
@@ -109,6 +112,8 @@ async def stream_across_drop(kubesim: Kubesim, client: KernelClient) -> dict[str
             elif msg.msg_type == "stream" and msg.content["name"] == "stdout":
                 now = time.perf_counter()
                 got.extend((now, int(line)) for line in msg.content["text"].split())
+            elif msg.msg_type == "stream" and msg.content["text"].startswith("[jkctl]"):
+                notices += 1
             elif msg.msg_type == "status" and msg.content["execution_state"] == "idle":
                 idle = True
     numbers = [n for _, n in got]
@@ -117,6 +122,9 @@ async def stream_across_drop(kubesim: Kubesim, client: KernelClient) -> dict[str
         "lines": lines,
         "received": len(set(numbers)),
         "lost": lines - len(set(numbers)),
+        "duplicates": len(numbers) - len(set(numbers)),
+        "in_order": numbers == sorted(numbers),
+        "notices": notices,
         "reply": reply.content["status"],
         "client_gap_s": round(gap, 3),
         "drop_s": DROP_FOR,
@@ -190,7 +198,9 @@ def print_table(figures: dict[str, Any]) -> None:
         ),
         (
             f"iopub lost by a streaming cell across a {stream['drop_s']:.0f} s drop",
-            f"{stream['lost']} of {stream['lines']} lines "
+            f"{stream['lost']} of {stream['lines']} lines, {stream['duplicates']} twice, "
+            f"{'in order' if stream['in_order'] else 'OUT OF ORDER'}, "
+            f"{stream['notices']} notice(s) "
             f"(client saw a {stream['client_gap_s']:.1f} s gap; reply {stream['reply']})",
         ),
         (

@@ -55,7 +55,7 @@ from jupyter_client.session import DELIM, Session
 from jkctl.backends.base import ConnectionInfo
 from jkctl.errors import KernelError
 from jkctl.kernels import wire
-from jkctl.kernels.keeper import SEQ, Numbering
+from jkctl.kernels.keeper import LIVE, SEQ, Numbering
 from jkctl.kernels.outbox import SHEDDABLE, Frame, Outbox, Shed
 from jkctl.kernels.sockets import CLIENT_CHANNELS, KernelSockets
 
@@ -554,10 +554,15 @@ class Relay:
         tag = frames[0].bytes
         try:
             if len(frames) == 2:
-                if self._numbering.sync(tag, frames[1].bytes):
+                numbering = self._numbering
+                if numbering.sync(tag, frames[1].bytes):
                     self._synced.set()
                     self._iopub_seen.set()  # the subscription reached the keeper
-                    self._resume()  # from live to "after n", should the next drop be silent
+                    if numbering.topic == LIVE:
+                        # From "now" to "after n" at once: a drop the daemon has not yet
+                        # noticed must not come back as "now". Only once: each change
+                        # makes the keeper replay what is in flight, and sync again.
+                        self._resume()
                 return []
             return frames[1:] if self._numbering.message(tag) else []
         except ValueError:

@@ -102,6 +102,7 @@ def test_a_keepers_numbered_output_is_relayed_once_and_resumed_after_a_drop() ->
         relay._from_kernel("iopub", numbered(n))
     relay._from_kernel("iopub", sync(4, b"jkctl-resume:K:3"))
     assert relay.keeper_synced
+    assert len(sockets.subscriptions) == 2  # no more changes until the next drop
     assert seen == ["m1", "m2", "m3", "m4"]
     assert relay.output_lost == 0
     relay._from_kernel("iopub", numbered(9))

@@ -556,8 +556,10 @@ class Relay:
             if len(frames) == 2:
                 numbering = self._numbering
                 if numbering.sync(tag, frames[1].bytes):
+                    # Not iopub_seen: that the kernel's own messages get through the
+                    # keeper (whose link to a starting kernel may not be up yet) is what
+                    # a kernel's start waits for.
                     self._synced.set()
-                    self._iopub_seen.set()  # the subscription reached the keeper
                     if numbering.topic == LIVE:
                         # From "now" to "after n" at once: a drop the daemon has not yet
                         # noticed must not come back as "now". Only once: each change

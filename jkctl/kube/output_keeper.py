@@ -126,10 +126,18 @@ class Keeper:
         return b"%s%s:%d" % (SEQ, self.id, n)
 
 
-def free_port(ip: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])
+def free_port(ip: str, near: int) -> int:
+    """A free port just above the iopub port: outside the ephemeral range (pods use
+    low fixed ports), where our own reconnecting SUB could take it as its source port
+    (or connect to itself) before the kernel binds it."""
+    for port in [*range(near + 10, min(near + 100, 65536)), 0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind((ip, port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port for the kernel's iopub")
 
 
 def main(argv: list[str]) -> int:
@@ -156,7 +164,7 @@ def main(argv: list[str]) -> int:
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.RECONNECT_IVL, 10)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
-    internal = free_port(local)
+    internal = free_port(local, int(info["iopub_port"]))
     sub.connect(f"tcp://{local}:{internal}")
     # Only now, with the daemon-facing port served, may the kernel start.
     info["iopub_port"] = internal

@@ -70,6 +70,10 @@ class Keeper:
             size = sum(len(f) + _FRAME_OVERHEAD for f in frames)
             self.ring[self.seq] = (frames, size)
             self.nbytes += size
+            # Sent before anything is dropped: a burst bigger than the ring must not
+            # cost a live subscriber what it would have had at once.
+            if self.live and not self.blocked:
+                self.pump()
             while self.nbytes > self.max_bytes and self.ring:
                 self.nbytes -= self.ring.pop(self.first)[1]
                 self.first += 1

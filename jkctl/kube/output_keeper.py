@@ -131,9 +131,9 @@ class Keeper:
 
 
 def free_port(ip: str, near: int) -> int:
-    """A free port just above the iopub port: outside the ephemeral range (pods use
-    low fixed ports), where our own reconnecting SUB could take it as its source port
-    (or connect to itself) before the kernel binds it."""
+    """A free port just above the iopub port, which keeps it out of the ephemeral range
+    (pods use low fixed ports): there, our own SUB, reconnecting until the kernel binds
+    the port, could take it as its source port, or even connect to itself."""
     for port in [*range(near + 10, min(near + 100, 65536)), 0]:
         with socket.socket() as probe:
             try:

@@ -410,12 +410,14 @@ async def test_idle_kernels_no_one_is_connected_to_are_culled_and_logged(
     kubesim: Kubesim, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     survivor = Survivor(
-        kubesim, tmp_path, JKCTL_CULL_DISCONNECTED_TIMEOUT="2s", JKCTL_CULL_INTERVAL="0.5"
+        kubesim, tmp_path, JKCTL_CULL_DISCONNECTED_TIMEOUT="3s", JKCTL_CULL_INTERVAL="0.5"
     )
     try:
-        connected, left, busy = (survivor.new_kernel() for _ in range(3))
-        pod = survivor.pod(left)
+        # Each kernel is given what keeps it as soon as it exists (a client, a cell):
+        # idle and alone for the timeout, it would be culled before the test gets to it.
+        connected = survivor.new_kernel()
         notebook = await connect(http, survivor.daemon, connected)
+        busy = survivor.new_kernel()
         runner = await connect(http, survivor.daemon, busy)
         msg_id = await runner.send(
             "shell", "execute_request", {"code": "import time; time.sleep(60)"}
@@ -424,6 +426,8 @@ async def test_idle_kernels_no_one_is_connected_to_are_culled_and_logged(
             lambda m: m.msg_type == "execute_input" and m.parent_id == msg_id
         )
         await runner.close()
+        left = survivor.new_kernel()
+        pod = survivor.pod(left)
 
         await eventually(lambda: left not in survivor.kernel_ids(), "the idle kernel was culled")
         # Connected (culling those is off by default), or busy with no one watching: kept.
@@ -431,7 +435,7 @@ async def test_idle_kernels_no_one_is_connected_to_are_culled_and_logged(
         log = (tmp_path / "daemon-foreground.log").read_text()
         assert re.search(
             rf"kernel {left} \(pod {pod}\): culling it: idle for \d+s with no client "
-            r"connected \(cull_disconnected_timeout is 2s\)",
+            r"connected \(cull_disconnected_timeout is 3s\)",
             log,
         ), log
         survivor.namespace.wait_empty(f"jkctl.io/kernel-id={left}")

@@ -51,6 +51,7 @@ from jkctl.kernels.listing import (
     details_model,
     kernel_row,
     placement_row,
+    stop_report,
     team_model,
     timestamp,
 )
@@ -180,16 +181,8 @@ async def stop_kernels(request: web.Request) -> web.Response:
             await backend.remove(target)
 
     results = await asyncio.gather(*(stop(t) for t in targets), return_exceptions=True)
-    stopped, failed = [], []
-    for target, result in zip(targets, results, strict=True):
-        kernel_id = target.id if isinstance(target, Kernel) else target.kernel_id
-        if isinstance(result, JkctlError):
-            failed.append({"id": kernel_id, "error": dict(result.to_payload())})
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            stopped.append(kernel_id)
-    return web.json_response({"stopped": stopped, "failed": failed})
+    ids = [target.id if isinstance(target, Kernel) else target.kernel_id for target in targets]
+    return web.json_response(stop_report(ids, results))
 
 
 @routes.get("/jkctl/v1/quota")

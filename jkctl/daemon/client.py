@@ -42,10 +42,13 @@ class DaemonClient:
         except urllib.error.HTTPError as exc:
             raise _error_from(exc) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise DaemonNotRunning(
-                f"The jkctl daemon at {self.url} does not answer: {exc}.",
-                hint="Run `jkctl connect` to start it.",
-            ) from exc
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: Exception) -> DaemonNotRunning:
+        return DaemonNotRunning(
+            f"The jkctl daemon at {self.url} does not answer: {exc}.",
+            hint="Run `jkctl connect` to start it.",
+        )
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         request = self._request(method, path, body)
@@ -55,10 +58,7 @@ class DaemonClient:
         except urllib.error.HTTPError as exc:
             raise _error_from(exc) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise DaemonNotRunning(
-                f"The jkctl daemon at {self.url} does not answer: {exc}.",
-                hint="Run `jkctl connect` to start it.",
-            ) from exc
+            raise self._unreachable(exc) from exc
         return json.loads(raw) if raw else None
 
     def _request(self, method: str, path: str, body: Any) -> urllib.request.Request:

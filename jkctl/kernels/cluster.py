@@ -33,6 +33,7 @@ from jkctl.kernels.listing import (
     TeamModel,
     details_model,
     placement_row,
+    stop_report,
     team_model,
 )
 from jkctl.kube.client import KubeClient
@@ -139,13 +140,4 @@ class ClusterKernels:
         results = await asyncio.gather(
             *(inventory.delete_kernel_pod(self.kube, pod) for pod in pods), return_exceptions=True
         )
-        stopped, failed = [], []
-        for pod, result in zip(pods, results, strict=True):
-            kernel_id = pod.labels.get(KERNEL_ID, pod.name)
-            if isinstance(result, JkctlError):
-                failed.append({"id": kernel_id, "error": dict(result.to_payload())})
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                stopped.append(kernel_id)
-        return {"stopped": stopped, "failed": failed}
+        return dict(stop_report([pod.labels.get(KERNEL_ID, pod.name) for pod in pods], results))

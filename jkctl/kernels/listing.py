@@ -19,8 +19,10 @@ What this module does not do: HTTP, or reading the cluster; it shapes data.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
+
+from jkctl.errors import JkctlError
 
 if TYPE_CHECKING:
     from jkctl.backends.base import KernelDetails, Placement
@@ -203,3 +205,23 @@ def requests_of(resources: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     if GPU in limits:
         requests.setdefault(GPU, limits[GPU])
     return requests
+
+
+class StopReport(TypedDict):
+    stopped: list[str]
+    failed: list[dict[str, object]]
+
+
+def stop_report(kernel_ids: Sequence[str], results: Sequence[object]) -> StopReport:
+    """What ``jkctl kernels stop`` prints, from one result per kernel (as
+    ``asyncio.gather(..., return_exceptions=True)`` gives them): a JkctlError says why
+    that kernel was not stopped; any other exception is a bug and raised."""
+    report: StopReport = {"stopped": [], "failed": []}
+    for kernel_id, result in zip(kernel_ids, results, strict=True):
+        if isinstance(result, JkctlError):
+            report["failed"].append({"id": kernel_id, "error": dict(result.to_payload())})
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            report["stopped"].append(kernel_id)
+    return report

@@ -20,7 +20,8 @@
 #   reconnecting daemon misses nothing; the kernel gets a rewritten connection
 #   file that points its iopub at the keeper. The keeper outlives in-place
 #   restarts and ends with the wrapper. If it cannot start, the kernel runs
-#   exactly as it would without it.
+#   exactly as it would without it; KERNEL_OUTPUT_KEEPER=0 (in the kernelspec's
+#   env, or as a launch variable) turns it off.
 #
 # POSIX sh only: it must run in any image that can run a kernel.
 
@@ -60,6 +61,7 @@ stop_keeper() {
 start_keeper() {
     # Starts the keeper and waits (a few seconds at most) for the connection file
     # it rewrites, $rewritten; fails, leaving no keeper, if anything is amiss.
+    [ "${KERNEL_OUTPUT_KEEPER:-1}" != 0 ] || return 1
     [ -r "$connection_file" ] || return 1
     # The kernel's own Python first (a conda env's may be the one with pyzmq).
     py=""

@@ -55,6 +55,7 @@ def start(
     interval: str = "0.1",
     connection_file: str = "/unused",
     path: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     command = kernel_command(argv, connection_file=connection_file)
     command[0] = SHELL
@@ -64,6 +65,7 @@ def start(
         "JKCTL_PODINFO": str(podinfo),
         "JKCTL_LEASE_CHECK_SECONDS": interval,
         "TMPDIR": str(podinfo),
+        **(extra_env or {}),
     }
     # A session of its own, so teardown can kill the kernel with the wrapper, as
     # the end of a container does.
@@ -307,3 +309,19 @@ def test_without_pyzmq_the_kernel_gets_the_connection_file_as_it_is(
     processes.append(wrapper)
     wait_for(lambda: told.exists() and told.read_text() != "", seconds=15)
     assert told.read_text() == str(port)
+
+
+def test_the_keeper_can_be_turned_off(
+    podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    connection, port = connection_json(tmp_path)
+    told = tmp_path / "port"
+    wrapper = start(
+        podinfo,
+        [sys.executable, "-c", PUBLISHER, str(connection), str(told)],
+        connection_file=str(connection),
+        extra_env={"KERNEL_OUTPUT_KEEPER": "0"},
+    )
+    processes.append(wrapper)
+    wait_for(lambda: told.exists() and told.read_text() != "", seconds=15)
+    assert told.read_text() == str(port)  # the kernel binds the iopub port itself

@@ -2,7 +2,7 @@
 
 The client gets ``v1.kernel.websocket.jupyter.org`` when it offers it, the
 legacy JSON protocol otherwise (what Jupyter Server's GatewayClient uses).
-Each connection is a :class:`~jkctl.kernels.relay.Client` of the kernel's
+Each connection is a :class:`~jkctl.kernels.messages.Client` of the kernel's
 relay: this handler reads frames and hands them to the relay, and a writer
 task (owned here: cancelled and awaited when the connection ends) sends
 what the relay put in the client's outbox. When the kernel is shut down or
@@ -25,7 +25,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from jkctl.daemon.appkeys import MANAGER, SETTINGS, WEBSOCKETS
 from jkctl.errors import KernelError
-from jkctl.kernels.relay import Client, Relay
+from jkctl.kernels.messages import Client
+from jkctl.kernels.relay import Relay
 from jkctl.kernels.wire import V1_SUBPROTOCOL, MalformedMessage, Protocol
 
 logger = logging.getLogger(__name__)

@@ -45,7 +45,8 @@ import zmq
 from jkctl.backends.base import Died, KernelHandle, Pending, Running
 from jkctl.errors import KernelError, KernelStartError
 from jkctl.kernels.link import KernelLink
-from jkctl.kernels.relay import KernelMessage, Relay
+from jkctl.kernels.messages import KernelMessage
+from jkctl.kernels.relay import Relay
 from jkctl.kernels.settings import KernelSettings
 from jkctl.kernels.specs import KernelSpec
 from jkctl.kernels.wire import StatusContent

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -250,6 +251,27 @@ def connection_json(tmp_path: Path) -> tuple[Path, int]:
     return path, port
 
 
+def iopub_port_the_kernel_binds(
+    podinfo: Path,
+    processes: list[subprocess.Popen[str]],
+    tmp_path: Path,
+    connection: Path,
+    launcher: list[str],
+    **options: Any,
+) -> int:
+    """Run PUBLISHER (after ``launcher``) under the wrapper; the iopub port it was given."""
+    told = tmp_path / "port"
+    wrapper = start(
+        podinfo,
+        [*launcher, PUBLISHER, str(connection), str(told)],
+        connection_file=str(connection),
+        **options,
+    )
+    processes.append(wrapper)
+    wait_for(lambda: told.exists() and told.read_text() != "", seconds=15)
+    return int(told.read_text())
+
+
 def test_the_keeper_serves_the_kernels_iopub_and_ends_with_the_wrapper(
     podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
@@ -297,31 +319,29 @@ def test_without_pyzmq_the_kernel_gets_the_connection_file_as_it_is(
     for name in ("python3", "python"):
         (fake / name).write_text("#!/bin/sh\nexit 3\n")  # as the keeper does without zmq
         (fake / name).chmod(0o755)
-    told = tmp_path / "port"
     # The kernel's argv starts with a shell, so the wrapper has only PATH's Pythons to try.
     exec_python = 'exec "$0" -c "$1" "$2" "$3"'
-    wrapper = start(
+    told = iopub_port_the_kernel_binds(
         podinfo,
-        [SHELL, "-c", exec_python, sys.executable, PUBLISHER, str(connection), str(told)],
-        connection_file=str(connection),
+        processes,
+        tmp_path,
+        connection,
+        [SHELL, "-c", exec_python, sys.executable],
         path=f"{fake}:{os.environ['PATH']}",
     )
-    processes.append(wrapper)
-    wait_for(lambda: told.exists() and told.read_text() != "", seconds=15)
-    assert told.read_text() == str(port)
+    assert told == port
 
 
 def test_the_keeper_can_be_turned_off(
     podinfo: Path, processes: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     connection, port = connection_json(tmp_path)
-    told = tmp_path / "port"
-    wrapper = start(
+    told = iopub_port_the_kernel_binds(
         podinfo,
-        [sys.executable, "-c", PUBLISHER, str(connection), str(told)],
-        connection_file=str(connection),
+        processes,
+        tmp_path,
+        connection,
+        [sys.executable, "-c"],
         extra_env={"KERNEL_OUTPUT_KEEPER": "0"},
     )
-    processes.append(wrapper)
-    wait_for(lambda: told.exists() and told.read_text() != "", seconds=15)
-    assert told.read_text() == str(port)  # the kernel binds the iopub port itself
+    assert told == port  # the kernel binds the iopub port itself

@@ -130,7 +130,20 @@ class LeanClient(KernelClient):
         )
 
 
-class FloorSession:
+class _Cells:
+    """The output cells every session runs, through its own ``_output``."""
+
+    async def _output(self, code: str) -> Delivery:
+        raise NotImplementedError
+
+    async def stream_output(self, total: int) -> Delivery:
+        return await self._output(stream_cell(total))
+
+    async def display_output(self, total: int) -> Delivery:
+        return await self._output(display_cell(total))
+
+
+class FloorSession(_Cells):
     """jupyter_client straight to a kernel over ZeroMQ."""
 
     name = "floor (jupyter_client)"
@@ -172,18 +185,12 @@ class FloorSession:
         await self.client.get_shell_msg()
         return tally.delivery(time.perf_counter() - started)
 
-    async def stream_output(self, total: int) -> Delivery:
-        return await self._output(stream_cell(total))
-
-    async def display_output(self, total: int) -> Delivery:
-        return await self._output(display_cell(total))
-
     async def close(self) -> None:
         self.client.stop_channels()
         await self.manager.shutdown_kernel(now=True)
 
 
-class GatewaySession:
+class GatewaySession(_Cells):
     """A websocket client of one kernel started through a server's REST API."""
 
     def __init__(
@@ -278,12 +285,6 @@ class GatewaySession:
             else:
                 tally.add(msg.msg_type, msg.content)
         return tally.delivery(time.perf_counter() - started)
-
-    async def stream_output(self, total: int) -> Delivery:
-        return await self._output(stream_cell(total))
-
-    async def display_output(self, total: int) -> Delivery:
-        return await self._output(display_cell(total))
 
     async def close(self) -> None:
         if self.client is not None:

@@ -139,8 +139,18 @@ async def test_failures_back_off_instead_of_looping(
 async def test_connections_failing_together_are_one_failure_then_one_dials_at_a_time(
     api: FakeApi, kube: KubeClient, echo: EchoServer, tmp_path: Path
 ) -> None:
+    together = 4
+    dialing: list[web.Request] = []
+    all_dialed = asyncio.Event()
+
     async def slowly_forbidden(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.1)  # so that every connection dials before any has failed
+        # The first four are answered once all four dialed: they fail together.
+        dialing.append(request)
+        if len(dialing) == together:
+            all_dialed.set()
+        if len(dialing) <= together:
+            async with asyncio.timeout(5):
+                await all_dialed.wait()
         return status_response(403, "Forbidden", "")
 
     api.on("GET", "/api/v1/namespaces/geo/pods/k-1/portforward", slowly_forbidden)
@@ -156,7 +166,7 @@ async def test_connections_failing_together_are_one_failure_then_one_dials_at_a_
     ) as tunnel:
         path = tunnel.path(5555)
         # A kernel's connections reconnecting at once into an outage: one failure.
-        await asyncio.gather(*(fails(path) for _ in range(4)))
+        await asyncio.gather(*(fails(path) for _ in range(together)))
         assert (tunnel.stats.failed, tunnel.stats.failure_streak) == (4, 1)
         # Then they take turns: each attempt is one dial, and counts.
         await asyncio.gather(fails(path), fails(path))

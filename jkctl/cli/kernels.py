@@ -354,7 +354,7 @@ def _duration(text: str) -> float:
         raise UsageError(f"--idle: {exc}.", hint="Write e.g. --idle 2h or --idle 30m.") from None
 
 
-# -- where the answers come from -------------------------------------------------------------
+# -- notes on stderr ----------------------------------------------------------------------
 
 
 def _note(text: str) -> None:
